@@ -1,0 +1,1 @@
+"""agents package (see DESIGN.md); built in later issues."""

@@ -1,0 +1,148 @@
+"""The Intel SGX extensions of a PCK certificate (OID 1.2.840.113741.1.13.1).
+
+The extension is a DER `SEQUENCE OF SEQUENCE { OBJECT IDENTIFIER, ANY }`. `cryptography` hands
+it over as raw bytes (an unrecognised extension); the small strict DER reader below turns it
+into a `PckExtensions` value. It accepts only definite-length, minimally sized TLVs and raises
+`CertificateError` on anything else, because the certificate is Intel-signed input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from attestation.errors import CertificateError
+
+__all__ = ["SGX_EXTENSIONS_OID", "PckExtensions", "parse_pck_extensions", "pck_ca_type"]
+
+SGX_EXTENSIONS_OID = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
+_PREFIX = "1.2.840.113741.1.13.1"
+_PREFIX_DER = bytes.fromhex("2a864886f84d010d01")
+_CHECK = "pck.extensions"
+
+_SEQUENCE, _OID, _INTEGER, _OCTETS, _ENUMERATED = 0x30, 0x06, 0x02, 0x04, 0x0A
+
+
+@dataclass(frozen=True, slots=True)
+class PckExtensions:
+    """What Intel certifies about the platform: the TCB it had, and which platform it is."""
+
+    ppid: bytes
+    cpu_svn: bytes
+    pce_svn: int
+    tcb_components: tuple[int, ...]
+    pce_id: bytes
+    fmspc: bytes
+    sgx_type: int
+
+
+def pck_ca_type(cert: x509.Certificate) -> str:
+    """"platform" or "processor": which PCK CA issued this leaf (selects the PCK CRL)."""
+    issuer = cert.issuer.rfc4514_string()
+    if "PCK Platform CA" in issuer:
+        return "platform"
+    if "PCK Processor CA" in issuer:
+        return "processor"
+    raise CertificateError("pck.chain", f"PCK certificate issuer is not an Intel PCK CA: {issuer}")
+
+
+def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
+    try:
+        ext = cert.extensions.get_extension_for_oid(SGX_EXTENSIONS_OID)
+    except x509.ExtensionNotFound:
+        raise CertificateError(_CHECK, "PCK certificate has no Intel SGX extensions") from None
+    except ValueError as exc:
+        raise CertificateError(_CHECK, f"PCK certificate extensions unreadable: {exc}") from None
+    value = ext.value
+    raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
+    tag, start, end = _tlv(raw, 0, len(raw))
+    if tag != _SEQUENCE or end != len(raw):
+        raise _fail("extension is not one SEQUENCE")
+    entries = _entries(raw, start, end)
+    tcb_tag, tcb_start, tcb_end = _field(entries, (2,))
+    if tcb_tag != _SEQUENCE:
+        raise _fail("TCB is not a SEQUENCE")
+    tcb = _entries(raw, tcb_start, tcb_end)
+    return PckExtensions(
+        ppid=_octets(raw, entries, (1,), 16, "PPID"),
+        cpu_svn=_octets(raw, tcb, (2, 18), 16, "CPUSVN"),
+        pce_svn=_uint(raw, tcb, (2, 17), _INTEGER),
+        tcb_components=tuple(_uint(raw, tcb, (2, i), _INTEGER) for i in range(1, 17)),
+        pce_id=_octets(raw, entries, (3,), 2, "PCE-ID"),
+        fmspc=_octets(raw, entries, (4,), 6, "FMSPC"),
+        sgx_type=_uint(raw, entries, (5,), _ENUMERATED),
+    )
+
+
+_Entries = dict[tuple[int, ...], tuple[int, int, int]]
+
+
+def _fail(problem: str) -> CertificateError:
+    return CertificateError(_CHECK, f"malformed SGX extension: {problem}")
+
+
+def _tlv(data: bytes, pos: int, limit: int) -> tuple[int, int, int]:
+    """(tag, value start, value end) of the definite-length DER TLV at `pos`."""
+    if limit - pos < 2:
+        raise _fail("truncated TLV")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or limit - pos < n:
+            raise _fail("bad length")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        if length < 0x80 or data[pos] == 0:
+            raise _fail("non-minimal length")
+        pos += n
+    if limit - pos < length:
+        raise _fail("truncated value")
+    return tag, pos, pos + length
+
+
+def _entries(data: bytes, pos: int, end: int) -> _Entries:
+    """The `SEQUENCE { OID, value }` entries of a SEQUENCE body, keyed by the OID's arcs below
+    1.2.840.113741.1.13.1 (every such arc is < 128, so one byte each)."""
+    out: _Entries = {}
+    while pos < end:
+        tag, start, stop = _tlv(data, pos, end)
+        if tag != _SEQUENCE:
+            raise _fail("entry is not a SEQUENCE")
+        oid_tag, oid_start, oid_end = _tlv(data, start, stop)
+        value = _tlv(data, oid_end, stop)
+        oid = data[oid_start:oid_end]
+        suffix = oid[len(_PREFIX_DER) :]
+        if (
+            oid_tag != _OID
+            or value[2] != stop
+            or not oid.startswith(_PREFIX_DER)
+            or not suffix
+            or max(suffix) >= 0x80
+        ):
+            raise _fail(f"malformed entry at byte {pos}")
+        out[tuple(suffix)] = value
+        pos = stop
+    return out
+
+
+def _field(entries: _Entries, key: tuple[int, ...]) -> tuple[int, int, int]:
+    if key not in entries:
+        raise _fail(f"missing {_PREFIX}.{'.'.join(map(str, key))}")
+    return entries[key]
+
+
+def _uint(data: bytes, entries: _Entries, key: tuple[int, ...], tag: int) -> int:
+    found, start, end = _field(entries, key)
+    if found != tag or not 0 < end - start <= 3 or data[start] & 0x80:
+        raise _fail(f"{_PREFIX}.{'.'.join(map(str, key))} is not a small unsigned integer")
+    return int.from_bytes(data[start:end], "big")
+
+
+def _octets(data: bytes, entries: _Entries, key: tuple[int, ...], size: int, name: str) -> bytes:
+    found, start, end = _field(entries, key)
+    if found != _OCTETS or end - start != size:
+        raise _fail(f"{name} must be an OCTET STRING of {size} bytes")
+    return data[start:end]

@@ -1,0 +1,1 @@
+"""contracts package (see DESIGN.md); built in later issues."""

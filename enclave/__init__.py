@@ -1,0 +1,1 @@
+"""enclave package (see DESIGN.md); built in later issues."""
