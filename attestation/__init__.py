@@ -25,6 +25,7 @@ from attestation.errors import (
     VerificationError,
 )
 from attestation.pki import TrustAnchor
+from attestation.policy import Policy, PolicyDecision
 from attestation.quote import Quote, parse_quote
 from attestation.tcb import TcbStatus
 from attestation.verify import CHECKS, QuoteVerifier, VerifiedQuote, verify_quote
@@ -39,6 +40,8 @@ __all__ = [
     "CollateralFormatError",
     "CollateralSourceError",
     "IdentityMismatchError",
+    "Policy",
+    "PolicyDecision",
     "PolicyFormatError",
     "QeIdentity",
     "Quote",

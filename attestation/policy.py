@@ -1,0 +1,321 @@
+"""What a relying party accepts, applied to a `VerifiedQuote`.
+
+`verify_quote` answers "is this a genuine quote and what is its TCB?"; a `Policy` answers "do
+I accept it?". Every rule that is set must pass. Allow-lists are `None` when not pinned; an
+*empty* allow-list denies every value (it never means "any"). Relaxations (debug TEEs, a
+non-Intel trust anchor such as the simulator's, any MRSERVICETD) are explicit options and every
+decision lists the ones in effect under `relaxations`.
+
+Policy files are TOML or JSON with the field names of `Policy`; hex values as strings.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from attestation.errors import PolicyFormatError
+from attestation.quote import SgxReportBody, TdReport10, TdReport15
+from attestation.tcb import TcbStatus
+from attestation.verify import VerifiedQuote
+
+__all__ = ["Policy", "PolicyDecision"]
+
+DEFAULT_TCB_STATUSES = frozenset({TcbStatus.UP_TO_DATE, TcbStatus.SW_HARDENING_NEEDED})
+_ZERO48 = bytes(48)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """`accepted` is True only when `reasons` is empty. `relaxations` names every unsafe
+    option that was in effect, accepted or not."""
+
+    accepted: bool
+    reasons: tuple[str, ...]
+    relaxations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    accepted_tcb_statuses: frozenset[TcbStatus] = DEFAULT_TCB_STATUSES
+    rejected_advisories: frozenset[str] = frozenset()
+    allow_debug: bool = False
+    require_sept_ve_disable: bool = True
+    allow_any_mrservicetd: bool = False
+    allowed_mrservicetd: frozenset[bytes] | None = None
+    allow_simulated: bool = False
+    mrtd: frozenset[bytes] | None = None
+    rtmr0: frozenset[bytes] | None = None
+    rtmr1: frozenset[bytes] | None = None
+    rtmr2: frozenset[bytes] | None = None
+    rtmr3: frozenset[bytes] | None = None
+    mrenclave: frozenset[bytes] | None = None
+    mrsigner: frozenset[bytes] | None = None
+    isvprodid: frozenset[int] | None = None
+    min_isvsvn: int | None = None
+    report_data: bytes | None = None
+    max_collateral_age: timedelta | None = None
+
+    def evaluate(self, verified: VerifiedQuote, *, now: datetime) -> PolicyDecision:
+        """Apply every rule; `now` is needed only for `max_collateral_age`."""
+        reasons = [r for rule in _RULES if (r := rule(self, verified, now)) is not None]
+        return PolicyDecision(not reasons, tuple(reasons), self.relaxations)
+
+    @property
+    def relaxations(self) -> tuple[str, ...]:
+        out = []
+        if self.allow_debug:
+            out.append("allow_debug: debug TEEs are accepted (their memory is not confidential)")
+        if self.allow_simulated:
+            out.append("allow_simulated: quotes rooted in a non-Intel trust anchor are accepted")
+        if not self.require_sept_ve_disable:
+            out.append("require_sept_ve_disable=false: TDs may receive #VE on EPT violations")
+        if self.allow_any_mrservicetd:
+            out.append("allow_any_mrservicetd: any service TD may be bound to the TD")
+        return tuple(out)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Policy:
+        """Load a TOML (`.toml`) or JSON policy file."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise PolicyFormatError(f"cannot read policy file {p}: {exc.strerror}") from None
+        try:
+            doc = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        except ValueError as exc:
+            raise PolicyFormatError(f"policy file {p} is not valid: {exc}") from None
+        if not isinstance(doc, dict):
+            raise PolicyFormatError(f"policy file {p} must hold a table / object")
+        return cls.from_mapping(doc)
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any]) -> Policy:
+        try:
+            parsed = _PolicyDocument.model_validate(dict(doc))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise PolicyFormatError(f"invalid policy: {problems}") from None
+        return parsed.to_policy()
+
+
+class _PolicyDocument(BaseModel):
+    """The file schema; hex strings are checked for length and decoded in `to_policy`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accepted_tcb_statuses: list[TcbStatus] = sorted(DEFAULT_TCB_STATUSES)
+    rejected_advisories: list[str] = []
+    allow_debug: bool = False
+    require_sept_ve_disable: bool = True
+    allow_any_mrservicetd: bool = False
+    allowed_mrservicetd: list[str] | None = None
+    allow_simulated: bool = False
+    mrtd: list[str] | None = None
+    rtmr0: list[str] | None = None
+    rtmr1: list[str] | None = None
+    rtmr2: list[str] | None = None
+    rtmr3: list[str] | None = None
+    mrenclave: list[str] | None = None
+    mrsigner: list[str] | None = None
+    isvprodid: list[int] | None = None
+    min_isvsvn: int | None = Field(default=None, ge=0, le=0xFFFF)
+    report_data: str | None = None
+    max_collateral_age_seconds: int | None = Field(default=None, gt=0)
+
+    @field_validator("allowed_mrservicetd", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
+    @classmethod
+    def _hex48(cls, v: list[str] | None) -> list[str] | None:
+        return _check_hex_list(v, 48)
+
+    @field_validator("mrenclave", "mrsigner")
+    @classmethod
+    def _hex32(cls, v: list[str] | None) -> list[str] | None:
+        return _check_hex_list(v, 32)
+
+    @field_validator("report_data")
+    @classmethod
+    def _hex64(cls, v: str | None) -> str | None:
+        return None if v is None else _check_hex(v, 64)
+
+    def to_policy(self) -> Policy:
+        def hexset(v: list[str] | None) -> frozenset[bytes] | None:
+            return None if v is None else frozenset(bytes.fromhex(_strip(x)) for x in v)
+
+        age = self.max_collateral_age_seconds
+        return Policy(
+            accepted_tcb_statuses=frozenset(self.accepted_tcb_statuses),
+            rejected_advisories=frozenset(a.upper() for a in self.rejected_advisories),
+            allow_debug=self.allow_debug,
+            require_sept_ve_disable=self.require_sept_ve_disable,
+            allow_any_mrservicetd=self.allow_any_mrservicetd,
+            allowed_mrservicetd=hexset(self.allowed_mrservicetd),
+            allow_simulated=self.allow_simulated,
+            mrtd=hexset(self.mrtd),
+            rtmr0=hexset(self.rtmr0),
+            rtmr1=hexset(self.rtmr1),
+            rtmr2=hexset(self.rtmr2),
+            rtmr3=hexset(self.rtmr3),
+            mrenclave=hexset(self.mrenclave),
+            mrsigner=hexset(self.mrsigner),
+            isvprodid=None if self.isvprodid is None else frozenset(self.isvprodid),
+            min_isvsvn=self.min_isvsvn,
+            report_data=None if self.report_data is None else bytes.fromhex(_strip(self.report_data)),
+            max_collateral_age=None if age is None else timedelta(seconds=age),
+        )
+
+
+def _strip(value: str) -> str:
+    return value.strip().lower().removeprefix("0x")
+
+
+def _check_hex(value: str, size: int) -> str:
+    try:
+        raw = bytes.fromhex(_strip(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not hex") from None
+    if len(raw) != size:
+        raise ValueError(f"must be {size} bytes ({2 * size} hex digits), got {len(raw)}")
+    return value
+
+
+def _check_hex_list(values: list[str] | None, size: int) -> list[str] | None:
+    if values is not None:
+        for v in values:
+            _check_hex(v, size)
+    return values
+
+
+# --- rules: each returns None when it passes, else a reason "<rule>: <why>" ------------------
+
+
+def _tcb_status(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    if v.tcb_status in p.accepted_tcb_statuses:
+        return None
+    accepted = ", ".join(sorted(p.accepted_tcb_statuses)) or "none"
+    return f"tcb_status: {v.tcb_status} is not accepted (accepted: {accepted})"
+
+
+def _advisories(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    hit = sorted(a for a in v.advisory_ids if a.upper() in p.rejected_advisories)
+    return f"advisories: rejected advisory {', '.join(hit)}" if hit else None
+
+
+def _simulated(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    if not v.simulated or p.allow_simulated:
+        return None
+    return f"trust_anchor: quote is rooted in {v.trust_anchor!r}, not Intel (allow_simulated is off)"
+
+
+def _debug(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    report = v.quote.report
+    debug = report.attributes.debug if isinstance(report, SgxReportBody) else report.td_attributes.debug
+    if debug and not p.allow_debug:
+        return "debug: the TEE runs in debug mode (its memory can be read by the host)"
+    return None
+
+
+def _td_attributes(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    report = v.quote.report
+    if not isinstance(report, TdReport10):
+        return None
+    if report.td_attributes.reserved_bits_set:
+        return "td_attributes: reserved TDATTRIBUTES bits are set"
+    if p.require_sept_ve_disable and not report.td_attributes.sept_ve_disable:
+        return "td_attributes: SEPT_VE_DISABLE is not set"
+    return None
+
+
+def _mrservicetd(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    report = v.quote.report
+    if not isinstance(report, TdReport15) or p.allow_any_mrservicetd:
+        return None
+    value = report.mr_service_td
+    if p.allowed_mrservicetd is not None:
+        if value in p.allowed_mrservicetd:
+            return None
+        return f"mrservicetd: {value.hex()} is not in the allow-list"
+    if value == _ZERO48:
+        return None
+    return f"mrservicetd: Invalid MR service TD: a service TD is bound ({value.hex()})"
+
+
+def _allow_list(name: str, get: Callable[[SgxReportBody | TdReport10], bytes | None]) -> Any:
+    def rule(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+        allowed: frozenset[bytes] | None = getattr(p, name)
+        if allowed is None:
+            return None
+        value = get(v.quote.report)
+        if value is None:
+            return f"{name}: pinned by the policy, but a {v.tee.upper()} quote has no {name}"
+        if not allowed:
+            return f"{name}: the allow-list is empty (an empty allow-list denies every value)"
+        return None if value in allowed else f"{name}: {value.hex()} is not in the allow-list"
+
+    return rule
+
+
+def _td(attr: str) -> Callable[[SgxReportBody | TdReport10], bytes | None]:
+    return lambda r: getattr(r, attr) if isinstance(r, TdReport10) else None
+
+
+def _sgx(attr: str) -> Callable[[SgxReportBody | TdReport10], bytes | None]:
+    return lambda r: getattr(r, attr) if isinstance(r, SgxReportBody) else None
+
+
+def _isv(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    if p.isvprodid is None and p.min_isvsvn is None:
+        return None
+    report = v.quote.report
+    if not isinstance(report, SgxReportBody):
+        return "isv: ISVPRODID/ISVSVN are pinned by the policy, but a TDX quote has none"
+    if p.isvprodid is not None and report.isv_prod_id not in p.isvprodid:
+        return f"isvprodid: {report.isv_prod_id} is not in the allow-list"
+    if p.min_isvsvn is not None and report.isv_svn < p.min_isvsvn:
+        return f"isvsvn: {report.isv_svn} is below the minimum {p.min_isvsvn}"
+    return None
+
+
+def _report_data(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    if p.report_data is None or v.quote.report.report_data == p.report_data:
+        return None
+    return "report_data: REPORTDATA is not the expected value (the quote is not bound to it)"
+
+
+def _collateral_age(p: Policy, v: VerifiedQuote, now: datetime) -> str | None:
+    if p.max_collateral_age is None:
+        return None
+    age = now - v.collateral.oldest_issue_date
+    if age <= p.max_collateral_age:
+        return None
+    return f"collateral_age: collateral issued {age} ago, more than {p.max_collateral_age}"
+
+
+_RULES: tuple[Callable[[Policy, VerifiedQuote, datetime], str | None], ...] = (
+    _simulated,
+    _tcb_status,
+    _advisories,
+    _debug,
+    _td_attributes,
+    _mrservicetd,
+    _allow_list("mrtd", _td("mr_td")),
+    _allow_list("rtmr0", _td("rtmr0")),
+    _allow_list("rtmr1", _td("rtmr1")),
+    _allow_list("rtmr2", _td("rtmr2")),
+    _allow_list("rtmr3", _td("rtmr3")),
+    _allow_list("mrenclave", _sgx("mr_enclave")),
+    _allow_list("mrsigner", _sgx("mr_signer")),
+    _isv,
+    _report_data,
+    _collateral_age,
+)
