@@ -3,7 +3,8 @@
 Verification is pure: the time, the collateral and the trust anchor are passed in.
 
     from attestation import Collateral, TrustAnchor, verify_quote, Policy
-    verified = verify_quote(raw, Collateral.from_json(text), now=now, trust_anchor=TrustAnchor.intel())
+    anchor = TrustAnchor.intel()
+    verified = verify_quote(raw, Collateral.from_json(text), now=now, trust_anchor=anchor)
     decision = Policy().evaluate(verified, now=now)
 """
 

@@ -287,7 +287,7 @@ def _hexfield(doc: dict[str, Any], key: str, where: str, size: int) -> bytes:
 def _status(doc: dict[str, Any], where: str) -> TcbStatus:
     value = doc.get("tcbStatus")
     try:
-        return TcbStatus(value)
+        return TcbStatus(str(value))
     except ValueError:
         raise CollateralFormatError(f"{where}: unknown tcbStatus {value!r}") from None
 

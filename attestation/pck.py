@@ -38,7 +38,7 @@ class PckExtensions:
 
 
 def pck_ca_type(cert: x509.Certificate) -> str:
-    """"platform" or "processor": which PCK CA issued this leaf (selects the PCK CRL)."""
+    """ "platform" or "processor": which PCK CA issued this leaf (selects the PCK CRL)."""
     issuer = cert.issuer.rfc4514_string()
     if "PCK Platform CA" in issuer:
         return "platform"

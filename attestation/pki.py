@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from importlib import resources
+from itertools import pairwise
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -23,15 +24,20 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 
 from attestation.errors import (
     CertificateError,
-    CollateralExpiredError,
     CollateralFormatError,
     RevokedError,
 )
 
-__all__ = ["INTEL_ROOT_SHA256", "ChainValidator", "TrustAnchor", "Window", "load_crl", "load_pem_chain"]
+__all__ = [
+    "INTEL_ROOT_SHA256",
+    "ChainValidator",
+    "TrustAnchor",
+    "Window",
+    "load_crl",
+    "load_pem_chain",
+]
 
 INTEL_ROOT_SHA256 = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +71,14 @@ class TrustAnchor:
         return cls(x509.load_der_x509_certificate(der), "Intel SGX Root CA")
 
     @classmethod
-    def from_der(cls, der: bytes, label: str) -> TrustAnchor:
+    def from_bytes(cls, data: bytes, label: str) -> TrustAnchor:
+        """A root certificate in DER or PEM."""
         try:
-            return cls(x509.load_der_x509_certificate(der), label)
+            if data.lstrip().startswith(b"-----BEGIN"):
+                return cls(x509.load_pem_x509_certificate(data), label)
+            return cls(x509.load_der_x509_certificate(data), label)
         except ValueError as exc:
-            raise CertificateError("root", f"trust anchor is not a DER certificate: {exc}") from None
+            raise CertificateError("root", f"trust anchor is not a certificate: {exc}") from None
 
     @cached_property
     def fingerprint(self) -> str:
@@ -78,8 +87,6 @@ class TrustAnchor:
     @property
     def is_intel(self) -> bool:
         return self.fingerprint == INTEL_ROOT_SHA256
-
-
 
 
 def load_pem_chain(pem: str | bytes, check: str) -> list[x509.Certificate]:
@@ -159,7 +166,7 @@ class ChainValidator:
                 f"{_name(leaf)} does not chain to {self._anchor.label}: {_first_line(exc)}",
             ) from None
         window = self._window
-        for cert, issuer in zip(path, path[1:], strict=False):
+        for cert, issuer in pairwise(path):
             self._check_not_revoked(cert, issuer, check)
             window &= cert_window(cert)
         return window
@@ -180,9 +187,7 @@ class ChainValidator:
         elif self._ca_crl.issuer == issuer.subject:
             crl = self._ca_crl
         else:
-            raise CertificateError(
-                check, f"no CRL from {_name(issuer)}: revocation status unknown"
-            )
+            raise CertificateError(check, f"no CRL from {_name(issuer)}: revocation status unknown")
         self._check_crl_signature(crl, issuer, check)
         if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
             raise RevokedError(

@@ -170,7 +170,9 @@ class _PolicyDocument(BaseModel):
             mrsigner=hexset(self.mrsigner),
             isvprodid=None if self.isvprodid is None else frozenset(self.isvprodid),
             min_isvsvn=self.min_isvsvn,
-            report_data=None if self.report_data is None else bytes.fromhex(_strip(self.report_data)),
+            report_data=None
+            if self.report_data is None
+            else bytes.fromhex(_strip(self.report_data)),
             max_collateral_age=None if age is None else timedelta(seconds=age),
         )
 
@@ -214,12 +216,16 @@ def _advisories(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
 def _simulated(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
     if not v.simulated or p.allow_simulated:
         return None
-    return f"trust_anchor: quote is rooted in {v.trust_anchor!r}, not Intel (allow_simulated is off)"
+    return (
+        f"trust_anchor: quote is rooted in {v.trust_anchor!r}, not Intel (allow_simulated is off)"
+    )
 
 
 def _debug(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
     report = v.quote.report
-    debug = report.attributes.debug if isinstance(report, SgxReportBody) else report.td_attributes.debug
+    debug = (
+        report.attributes.debug if isinstance(report, SgxReportBody) else report.td_attributes.debug
+    )
     if debug and not p.allow_debug:
         return "debug: the TEE runs in debug mode (its memory can be read by the host)"
     return None

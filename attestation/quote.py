@@ -30,6 +30,7 @@ __all__ = [
     "TdReport10",
     "TdReport15",
     "TeeType",
+    "decode_quote_file",
     "parse_quote",
 ]
 
@@ -297,7 +298,7 @@ class Quote:
 
     @property
     def tee(self) -> str:
-        """"sgx" or "tdx", from the report body's type."""
+        """ "sgx" or "tdx", from the report body's type."""
         return "sgx" if self.body_type is BodyType.SGX else "tdx"
 
 
@@ -354,12 +355,14 @@ def _body_type(r: _Reader, header: QuoteHeader) -> BodyType:
     if header.tee_type == TeeType.TDX and header.version == 4:
         return BodyType.TD_REPORT10
     raise QuoteFormatError(
-        "header.tee_type", 4, f"TEE type {header.tee_type:#x} is not valid for version {header.version}"
+        "header.tee_type",
+        4,
+        f"TEE type {header.tee_type:#x} is not valid for version {header.version}",
     )
 
 
 def _parse_sgx_report(b: bytes) -> SgxReportBody:
-    misc_select, = struct.unpack_from("<I", b, 16)
+    (misc_select,) = struct.unpack_from("<I", b, 16)
     isv_prod_id, isv_svn, config_svn = struct.unpack_from("<HHH", b, 256)
     return SgxReportBody(
         cpu_svn=b[0:16],
@@ -378,26 +381,26 @@ def _parse_sgx_report(b: bytes) -> SgxReportBody:
 
 
 def _parse_td_report(b: bytes, body_type: BodyType) -> TdReport10:
-    fields = {
-        "tee_tcb_svn": b[0:16],
-        "mr_seam": b[16:64],
-        "mr_signer_seam": b[64:112],
-        "seam_attributes": b[112:120],
-        "td_attributes": TdAttributes(b[120:128]),
-        "xfam": b[128:136],
-        "mr_td": b[136:184],
-        "mr_config_id": b[184:232],
-        "mr_owner": b[232:280],
-        "mr_owner_config": b[280:328],
-        "rtmr0": b[328:376],
-        "rtmr1": b[376:424],
-        "rtmr2": b[424:472],
-        "rtmr3": b[472:520],
-        "report_data": b[520:584],
-    }
+    base = (
+        b[0:16],  # tee_tcb_svn
+        b[16:64],  # mr_seam
+        b[64:112],  # mr_signer_seam
+        b[112:120],  # seam_attributes
+        TdAttributes(b[120:128]),
+        b[128:136],  # xfam
+        b[136:184],  # mr_td
+        b[184:232],  # mr_config_id
+        b[232:280],  # mr_owner
+        b[280:328],  # mr_owner_config
+        b[328:376],  # rtmr0
+        b[376:424],  # rtmr1
+        b[424:472],  # rtmr2
+        b[472:520],  # rtmr3
+        b[520:584],  # report_data
+    )
     if body_type is BodyType.TD_REPORT15:
-        return TdReport15(**fields, tee_tcb_svn2=b[584:600], mr_service_td=b[600:648])
-    return TdReport10(**fields)
+        return TdReport15(*base, b[584:600], b[600:648])
+    return TdReport10(*base)
 
 
 def _parse_signature_data(r: _Reader, version: int) -> QuoteSignatureData:
@@ -405,9 +408,7 @@ def _parse_signature_data(r: _Reader, version: int) -> QuoteSignatureData:
     attestation_key = r.take(64, "signature_data.attestation_key")
     if version == 3:
         qe_block = _parse_qe_report_block(r, "signature_data")
-        return QuoteSignatureData(
-            signature, attestation_key, qe_block.certification_data, qe_block
-        )
+        return QuoteSignatureData(signature, attestation_key, qe_block.certification_data, qe_block)
     outer = _parse_certification_data(r, "signature_data.certification_data", nested=False)
     return QuoteSignatureData(signature, attestation_key, outer, outer.qe_report_certification)
 
@@ -439,3 +440,17 @@ def _parse_certification_data(r: _Reader, field: str, *, nested: bool) -> Certif
         qe_block = _parse_qe_report_block(body, f"{field}.qe_report_certification")
         return CertificationData(cert_type, r.buf[body.end - size : body.end], qe_block)
     return CertificationData(cert_type, body.take(size, f"{field}.data"))
+
+
+def decode_quote_file(content: bytes) -> bytes:
+    """The quote in a file's content: raw binary, or hex text (optionally `0x`-prefixed, with
+    surrounding whitespace). A binary quote never looks like hex: it starts with a small
+    little-endian version number, i.e. a zero byte at offset 1."""
+    text = content.strip()
+    if text[:2].lower() == b"0x":
+        text = text[2:]
+    if text and all(c in b"0123456789abcdefABCDEF" for c in text):
+        if len(text) % 2:
+            raise QuoteFormatError("hex", len(text), "odd number of hex digits")
+        return bytes.fromhex(text.decode())
+    return content

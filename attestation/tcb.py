@@ -85,10 +85,12 @@ def match_platform(tcb_info: TcbInfo, pck: PckExtensions, td_report: TdReport10 
             )
         if pck.pce_svn < level.pce_svn:
             continue
-        if any(have < need for have, need in zip(pck.tcb_components, level.sgx_components)):
+        if not _meets(pck.tcb_components, level.sgx_components):
             continue
-        if td_report is not None and level.tdx_components is not None and any(
-            have < need for have, need in zip(tee_tcb_svn, level.tdx_components)
+        if (
+            td_report is not None
+            and level.tdx_components is not None
+            and not _meets(tee_tcb_svn, level.tdx_components)
         ):
             continue
         return TcbMatch(level.status, level.advisory_ids, level.tcb_date)
@@ -98,6 +100,11 @@ def match_platform(tcb_info: TcbInfo, pck: PckExtensions, td_report: TdReport10 
         f"{pck.cpu_svn.hex()}{', TEE_TCB_SVN ' + tee_tcb_svn.hex() if tee_tcb_svn else ''}) "
         "is below every level in the TCB info",
     )
+
+
+def _meets(have: bytes | tuple[int, ...], need: tuple[int, ...]) -> bool:
+    """Every component at least the level's (both have exactly 16 components here)."""
+    return all(h >= n for h, n in zip(have, need, strict=True))
 
 
 def match_tdx_module(tcb_info: TcbInfo, td_report: TdReport10) -> TcbMatch | None:
@@ -130,7 +137,9 @@ def match_tdx_module(tcb_info: TcbInfo, td_report: TdReport10) -> TcbMatch | Non
     return match_isvsvn(expected.tcb_levels, isv_svn, "tcb.tdx_module", "TDX module")
 
 
-def match_isvsvn(levels: tuple[ModuleTcbLevel, ...], isv_svn: int, check: str, what: str) -> TcbMatch:
+def match_isvsvn(
+    levels: tuple[ModuleTcbLevel, ...], isv_svn: int, check: str, what: str
+) -> TcbMatch:
     """The first level whose ISVSVN the component meets (QE identity or TDX module levels)."""
     for level in levels:
         if isv_svn >= level.isv_svn:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -27,7 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from attestation import tcb
-from attestation.collateral import Collateral, QeIdentity, TcbInfo, parse_qe_identity, parse_tcb_info
+from attestation.collateral import (
+    Collateral,
+    QeIdentity,
+    TcbInfo,
+    parse_qe_identity,
+    parse_tcb_info,
+)
 from attestation.errors import (
     BindingError,
     CertificateError,
@@ -38,7 +45,14 @@ from attestation.errors import (
     UnsupportedQuoteError,
 )
 from attestation.pck import PckExtensions, parse_pck_extensions
-from attestation.pki import ChainValidator, TrustAnchor, Window, crl_window, load_crl, load_pem_chain
+from attestation.pki import (
+    ChainValidator,
+    TrustAnchor,
+    Window,
+    crl_window,
+    load_crl,
+    load_pem_chain,
+)
 from attestation.quote import (
     INTEL_QE_VENDOR_ID,
     AttestationKeyType,
@@ -61,10 +75,10 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("tcb_info.window", "TCB info issueDate <= now <= nextUpdate"),
     ("tcb_info.chain", "TCB signing certificate chains to the pinned root, not revoked"),
     ("tcb_info.signature", "TCB info signature over the received bytes"),
-    ("tcb_info.type", "TCB info id and version fit the quote's TEE"),
     ("qe_identity.window", "QE identity issueDate <= now <= nextUpdate"),
     ("qe_identity.chain", "QE identity signing certificate chains to the pinned root"),
     ("qe_identity.signature", "QE identity signature over the received bytes"),
+    ("tcb_info.type", "TCB info id and version fit the quote's TEE"),
     ("qe_identity.type", "QE identity id and version fit the quote's TEE"),
     ("pck.chain", "PCK certificate -> PCK CA -> pinned root, none revoked"),
     ("pck.extensions", "Intel SGX extensions of the PCK certificate"),
@@ -259,9 +273,9 @@ class QuoteVerifier:
         now: datetime,
         t: float,
     ) -> _CheckedPck:
-        chain_pem = collateral.pck_certificate_chain
-        if chain_pem is None:
-            chain_pem = qe_block.certification_data.data
+        chain_pem: str | bytes = qe_block.certification_data.data
+        if collateral.pck_certificate_chain is not None:
+            chain_pem = collateral.pck_certificate_chain
         key = (collateral.digest, hashlib.sha256(_as_bytes(chain_pem)).digest())
         cached = self._pck.get(key)
         if cached is not None and t in cached.window:
@@ -306,14 +320,16 @@ def _check_header(quote: Quote) -> QeReportCertificationData:
     check = "quote.header"
     if header.attestation_key_type != AttestationKeyType.ECDSA_P256:
         raise UnsupportedQuoteError(
-            check, f"attestation key type {header.attestation_key_type} (only ECDSA-P256 is supported)"
+            check,
+            f"attestation key type {header.attestation_key_type} (only ECDSA-P256 is supported)",
         )
     if header.qe_vendor_id != INTEL_QE_VENDOR_ID:
         raise UnsupportedQuoteError(check, f"unknown QE vendor ID {header.qe_vendor_id.hex()}")
     expected_tee = TeeType.SGX if quote.body_type is BodyType.SGX else TeeType.TDX
     if header.tee_type != expected_tee:
         raise UnsupportedQuoteError(
-            check, f"header TEE type {header.tee_type:#x} does not match a {quote.body_type.name} body"
+            check,
+            f"header TEE type {header.tee_type:#x} does not match a {quote.body_type.name} body",
         )
     if quote.body_type is BodyType.SGX and header.version != 3:
         raise UnsupportedQuoteError(check, f"SGX quotes must be version 3, got {header.version}")
@@ -349,15 +365,23 @@ def _check_collateral(
     signers = _Signers(validator)
     tcb_info = parse_tcb_info(collateral.tcb_info)
     window = _check_signed_body(
-        "tcb_info", "TCBInfo", (tcb_info.issue_date, tcb_info.next_update), t,
-        signers.get(collateral.tcb_info_issuer_chain, "tcb_info.chain"),
-        collateral.tcb_info, collateral.tcb_info_signature,
+        "tcb_info",
+        "TCBInfo",
+        (tcb_info.issue_date, tcb_info.next_update),
+        now,
+        lambda: signers.get(collateral.tcb_info_issuer_chain, "tcb_info.chain"),
+        collateral.tcb_info,
+        collateral.tcb_info_signature,
     )
     qe_identity = parse_qe_identity(collateral.qe_identity)
     window &= _check_signed_body(
-        "qe_identity", "QE identity", (qe_identity.issue_date, qe_identity.next_update), t,
-        signers.get(collateral.qe_identity_issuer_chain, "qe_identity.chain"),
-        collateral.qe_identity, collateral.qe_identity_signature,
+        "qe_identity",
+        "QE identity",
+        (qe_identity.issue_date, qe_identity.next_update),
+        now,
+        lambda: signers.get(collateral.qe_identity_issuer_chain, "qe_identity.chain"),
+        collateral.qe_identity,
+        collateral.qe_identity_signature,
     )
     summary = CollateralSummary(
         digest=collateral.digest.hex(),
@@ -396,24 +420,27 @@ def _check_signed_body(
     check: str,
     name: str,
     validity: tuple[datetime, datetime],
-    t: float,
-    signer: tuple[ec.EllipticCurvePublicKey, Window],
+    now: datetime,
+    signer: Callable[[], tuple[ec.EllipticCurvePublicKey, Window]],
     body: str,
     signature: bytes,
 ) -> Window:
-    """Window, issuer chain and signature of a signed JSON body (TCB info or QE identity)."""
+    """Window, then issuer chain, then signature of a signed JSON body (TCB info, QE identity)."""
     issue, next_update = validity
-    if t < issue.timestamp():
+    if now < issue:
         raise CollateralExpiredError(
             f"{check}.window", f"{name} issue date is in the future ({issue.isoformat()})"
         )
-    if t > next_update.timestamp():
+    if now > next_update:
         raise CollateralExpiredError(
             f"{check}.window", f"{name} expired (nextUpdate {next_update.isoformat()})"
         )
-    key, window = signer
+    key, window = signer()
     _ecdsa_verify(
-        key, signature, body.encode(), f"{check}.signature",
+        key,
+        signature,
+        body.encode(),
+        f"{check}.signature",
         f"{name} signature does not verify over the received bytes",
     )
     return window & Window(issue.timestamp(), next_update.timestamp())
@@ -480,7 +507,10 @@ def _check_quote_signature(quote: Quote) -> None:
     except ValueError:
         raise SignatureError("quote.signature", "attestation key is not a P-256 point") from None
     _ecdsa_verify(
-        key, sig.signature, quote.signed_data, "quote.signature",
+        key,
+        sig.signature,
+        quote.signed_data,
+        "quote.signature",
         "quote signature does not verify under the attestation key",
     )
 
@@ -538,4 +568,3 @@ def _tcb_verdict(
         simulated=not anchor.is_intel,
         checks=tuple(name for name, _ in CHECKS),
     )
-
