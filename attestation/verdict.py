@@ -14,7 +14,8 @@ from typing import Any
 from attestation.collateral import Collateral
 from attestation.errors import AttestationError, VerificationError
 from attestation.policy import Policy, PolicyDecision
-from attestation.verify import CHECKS, QuoteVerifier, VerifiedQuote
+from attestation.quote import parse_quote
+from attestation.verify import CHECKS, QuoteVerifier, VerifiedQuote, checks_for
 
 __all__ = ["CheckOutcome", "Verdict", "explain_quote"]
 
@@ -23,7 +24,7 @@ __all__ = ["CheckOutcome", "Verdict", "explain_quote"]
 class CheckOutcome:
     name: str
     description: str
-    outcome: str  # "pass" | "fail" | "not run"
+    outcome: str  # "pass" | "fail" | "not run" | "n/a"
     detail: str = ""
 
 
@@ -94,16 +95,17 @@ def explain_quote(
     try:
         verified = verifier.verify(quote, collateral, now=now)
     except VerificationError as exc:
-        return Verdict(False, False, _outcomes(failed=exc), (exc.message,), error=exc)
+        applicable = checks_for(parse_quote(quote).tee)  # it parsed, or this would not be raised
+        return Verdict(False, False, _outcomes(applicable, failed=exc), (exc.message,), error=exc)
     except AttestationError as exc:
-        return Verdict(False, False, _outcomes(failed=None), (exc.message,), error=exc)
+        return Verdict(False, False, _outcomes((), failed=None), (exc.message,), error=exc)
     decision = policy.evaluate(verified, now=now)
-    checks = _outcomes(failed=None, passed_all=True)
+    checks = _outcomes(verified.checks, failed=None, passed_all=True)
     return Verdict(True, decision.accepted, checks, decision.reasons, verified, decision)
 
 
 def _outcomes(
-    failed: VerificationError | None, passed_all: bool = False
+    applicable: tuple[str, ...], failed: VerificationError | None, passed_all: bool = False
 ) -> tuple[CheckOutcome, ...]:
     """Checks run in `CHECKS` order, so those before the failed one passed."""
     out = []
@@ -112,6 +114,8 @@ def _outcomes(
         if failed is not None and name == failed.check:
             out.append(CheckOutcome(name, description, "fail", failed.reason))
             state = "not run"
+        elif name not in applicable and state == "pass":
+            out.append(CheckOutcome(name, description, "n/a"))
         else:
             out.append(CheckOutcome(name, description, state))
     return tuple(out)

@@ -67,7 +67,14 @@ from attestation.quote import (
     parse_quote,
 )
 
-__all__ = ["CHECKS", "CollateralSummary", "QuoteVerifier", "VerifiedQuote", "verify_quote"]
+__all__ = [
+    "CHECKS",
+    "CollateralSummary",
+    "QuoteVerifier",
+    "VerifiedQuote",
+    "checks_for",
+    "verify_quote",
+]
 
 CHECKS: tuple[tuple[str, str], ...] = (
     ("quote.header", "version, TEE type, ECDSA-P256 attestation key, Intel QE vendor ID"),
@@ -566,5 +573,10 @@ def _tcb_verdict(
         trust_anchor=anchor.label,
         trust_anchor_sha256=anchor.fingerprint,
         simulated=not anchor.is_intel,
-        checks=tuple(name for name, _ in CHECKS),
+        checks=checks_for(quote.tee),
     )
+
+
+def checks_for(tee: str) -> tuple[str, ...]:
+    """The checks that apply to a quote of this TEE ("sgx" quotes have no TDX module)."""
+    return tuple(name for name, _ in CHECKS if tee == "tdx" or name != "tcb.tdx_module")

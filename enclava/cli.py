@@ -1,0 +1,172 @@
+"""The `enclava` command line. Thin: parses arguments, calls the packages, renders results.
+
+Exit status everywhere: 0 accepted / success, 1 rejected (verification or policy),
+2 unreadable or malformed input, or bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from attestation import Collateral, Policy, QuoteVerifier, TrustAnchor
+from attestation.errors import AttestationError
+from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
+from attestation.quote import decode_quote_file
+from attestation.verdict import Verdict, explain_quote
+from enclava import render
+
+app = typer.Typer(
+    help="Enclava: attested AI agents on TEEs, verifiable from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+EXIT_ACCEPTED, EXIT_REJECTED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _BadInput(Exception):
+    """Input the command cannot use; becomes exit status 2 with a typed error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@app.callback()
+def _main() -> None:
+    """Enclava command line."""
+
+
+@app.command()
+def verify(
+    quote: Annotated[Path, typer.Argument(help="Quote file: binary, or hex text (0x optional).")],
+    collateral: Annotated[
+        Path | None, typer.Option(help="Collateral JSON (dcap-qvl / PCCS QuoteCollateralV3).")
+    ] = None,
+    pccs: Annotated[
+        str | None,
+        typer.Option(help="Fetch collateral from this PCCS / PCS base URL (default: Intel PCS)."),
+    ] = None,
+    at: Annotated[
+        int | None, typer.Option(help="Verify at this Unix time (default: now).", min=0)
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy file (TOML or JSON).")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(help="Trust this root CA (DER/PEM) instead of Intel's, e.g. a simulator's."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Collateral cache directory for --pccs / Intel PCS.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy."""
+    console = Console(stderr=False, highlight=False)
+    now = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
+    try:
+        if collateral is not None and pccs is not None:
+            raise _BadInput("bad_usage", "pass either --collateral or --pccs, not both")
+        raw = _read_quote(quote)
+        loaded_policy = Policy.from_file(policy) if policy else Policy()
+        anchor = _anchor(root)
+        coll = (
+            _read_collateral(collateral)
+            if collateral is not None
+            else _fetch_collateral(raw, pccs, cache_dir, now)
+        )
+        verdict = explain_quote(
+            raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
+        )
+    except _BadInput as exc:
+        _fail(console, as_json, exc.code, exc.message)
+    except AttestationError as exc:
+        _fail(console, as_json, exc.code, exc.message)
+    _emit(console, verdict, quote, as_json)
+    raise typer.Exit(_exit_code(verdict))
+
+
+@app.command()
+def demo(
+    samples: Annotated[
+        Path, typer.Option(help="Folder of DCAP samples (quotes + collateral).")
+    ] = Path("tests/data/attestation-samples"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Verify every real sample quote at its collateral's time and print the verdict table."""
+    from enclava.demo import verify_samples
+
+    console = Console(highlight=False)
+    try:
+        rows = verify_samples(samples)
+    except OSError as exc:
+        _fail(console, as_json, "bad_input", f"cannot read samples: {exc}")
+    if as_json:
+        print(json.dumps({name: v.to_dict() for name, v in rows}, sort_keys=True))
+    else:
+        render.sample_table(console, rows)
+
+
+def _read_quote(path: Path) -> bytes:
+    try:
+        return decode_quote_file(path.read_bytes())
+    except OSError as exc:
+        raise _BadInput("unreadable_input", f"cannot read quote file {path}: {exc.strerror}") from None
+
+
+def _read_collateral(path: Path) -> Collateral:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _BadInput("unreadable_input", f"cannot read collateral file {path}: {exc}") from None
+    return Collateral.from_json(text)
+
+
+def _fetch_collateral(
+    raw: bytes, base_url: str | None, cache_dir: Path | None, now: datetime
+) -> Collateral:
+    """From a PCCS (or Intel PCS by default), through the on-disk cache."""
+    directory = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    cache = CollateralCache(directory if cache_dir else directory / "enclava" / "collateral")
+    with PcsClient(base_url or INTEL_PCS_URL) as client:
+        return CachedCollateralSource(client, cache).collateral_for(raw, now=now)
+
+
+def _anchor(root: Path | None) -> TrustAnchor:
+    if root is None:
+        return TrustAnchor.intel()
+    try:
+        data = root.read_bytes()
+    except OSError as exc:
+        raise _BadInput("unreadable_input", f"cannot read root {root}: {exc.strerror}") from None
+    return TrustAnchor.from_bytes(data, f"custom root ({root.name})")
+
+
+def _exit_code(verdict: Verdict) -> int:
+    if verdict.accepted:
+        return EXIT_ACCEPTED
+    return EXIT_BAD_INPUT if verdict.malformed else EXIT_REJECTED
+
+
+def _emit(console: Console, verdict: Verdict, quote: Path, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(verdict.to_dict(), sort_keys=True))
+    else:
+        render.verdict(console, verdict, quote.name)
+
+
+def _fail(console: Console, as_json: bool, code: str, message: str) -> NoReturn:
+    """Report unusable input and exit 2 (never a traceback)."""
+    if as_json:
+        doc = {"verified": False, "accepted": False, "reasons": [message]}
+        print(json.dumps({**doc, "error": {"code": code, "message": message}}, sort_keys=True))
+    else:
+        Console(stderr=True, highlight=False).print(f"[bold red]error[/] ({code}): {message}")
+    raise typer.Exit(EXIT_BAD_INPUT)
