@@ -24,6 +24,7 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 
 from attestation.errors import (
     CertificateError,
+    CollateralExpiredError,
     CollateralFormatError,
     RevokedError,
 )
@@ -143,6 +144,11 @@ class ChainValidator:
             .build_client_verifier()
         )
         self._crl_signatures: dict[tuple[int, x509.Certificate], bool] = {}
+        for name, crl in (("root CA CRL", root_crl), ("CA CRL", ca_crl)):
+            if now.timestamp() not in crl_window(crl):
+                raise CollateralExpiredError(
+                    "collateral.crls", f"{name} is not valid at {now.isoformat()} (CrlExpired)"
+                )
         self._check_not_revoked(anchor.certificate, anchor.certificate, "collateral.crls")
         self._window = cert_window(anchor.certificate) & crl_window(root_crl) & crl_window(ca_crl)
 

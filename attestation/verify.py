@@ -49,7 +49,6 @@ from attestation.pki import (
     ChainValidator,
     TrustAnchor,
     Window,
-    crl_window,
     load_crl,
     load_pem_chain,
 )
@@ -363,11 +362,6 @@ def _check_collateral(
 ) -> tuple[_CheckedCollateral, ChainValidator]:
     root_crl = load_crl(collateral.root_ca_crl, "root_ca_crl")
     pck_crl = load_crl(collateral.pck_crl, "pck_crl")
-    for name, crl in (("root CA CRL", root_crl), ("PCK CRL", pck_crl)):
-        if t not in crl_window(crl):
-            raise CollateralExpiredError(
-                "collateral.crls", f"{name} is not valid at {now.isoformat()} (CrlExpired)"
-            )
     validator = ChainValidator(anchor, root_crl, pck_crl, now)
     signers = _Signers(validator)
     tcb_info = parse_tcb_info(collateral.tcb_info)

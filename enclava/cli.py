@@ -118,7 +118,9 @@ def _read_quote(path: Path) -> bytes:
     try:
         return decode_quote_file(path.read_bytes())
     except OSError as exc:
-        raise _BadInput("unreadable_input", f"cannot read quote file {path}: {exc.strerror}") from None
+        raise _BadInput(
+            "unreadable_input", f"cannot read quote file {path}: {exc.strerror}"
+        ) from None
 
 
 def _read_collateral(path: Path) -> Collateral:

@@ -38,7 +38,9 @@ def verdict(console: Console, v: Verdict, name: str) -> None:
         console.print(f"TCB status:  [bold]{vq.tcb_status}[/]")
         console.print(f"Advisories:  {', '.join(vq.advisory_ids) or 'none'}")
         console.print(f"FMSPC:       {vq.fmspc}")
-        console.print(f"Trust root:  {vq.trust_anchor}{' [yellow](simulated)[/]' if vq.simulated else ''}")
+        console.print(
+            f"Trust root:  {vq.trust_anchor}{' [yellow](simulated)[/]' if vq.simulated else ''}"
+        )
         measurements = Table(title="Measurements", show_header=False)
         for key, value in vq.measurements.items():
             measurements.add_row(key, value)
@@ -57,7 +59,16 @@ def verdict(console: Console, v: Verdict, name: str) -> None:
 
 def sample_table(console: Console, rows: Sequence[tuple[str, Verdict]]) -> None:
     table = Table(title="Real DCAP samples, verified at their collateral's time")
-    for column in ("quote", "TEE", "ver", "verified", "TCB status", "advisories", "accepted", "why not"):
+    for column in (
+        "quote",
+        "TEE",
+        "ver",
+        "verified",
+        "TCB status",
+        "advisories",
+        "accepted",
+        "why not",
+    ):
         table.add_column(column)
     for name, v in rows:
         vq = v.verified_quote

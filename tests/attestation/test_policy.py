@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from attestation import Policy, PolicyFormatError, TcbStatus, TrustAnchor, VerifiedQuote, verify_quote
+from attestation import (
+    Policy,
+    PolicyFormatError,
+    TcbStatus,
+    TrustAnchor,
+    VerifiedQuote,
+    verify_quote,
+)
 from attestation.quote import TdAttributes, TdReport10
 from tests.samples import GOTDX_V5, SGX_V3, TDX_V4, Sample
 
@@ -38,7 +45,8 @@ def test_default_policy_rejects_configuration_needed_status() -> None:
 
 def test_rejected_advisory_rejects_even_an_accepted_status() -> None:
     policy = Policy(
-        accepted_tcb_statuses=frozenset(TcbStatus), rejected_advisories=frozenset({"INTEL-SA-00615"})
+        accepted_tcb_statuses=frozenset(TcbStatus),
+        rejected_advisories=frozenset({"INTEL-SA-00615"}),
     )
     decision = policy.evaluate(verified(SGX_V3), now=SGX_V3.now)
     assert decision.reasons == ("advisories: rejected advisory INTEL-SA-00615",)
@@ -62,7 +70,9 @@ def test_pinned_measurements_accept_the_quote_that_has_them_only() -> None:
 
 def test_sgx_allow_list_on_a_td_quote_denies() -> None:
     decision = Policy(mrenclave=frozenset({bytes(32)})).evaluate(verified(TDX_V4), now=TDX_V4.now)
-    assert decision.reasons == ("mrenclave: pinned by the policy, but a TDX quote has no mrenclave",)
+    assert decision.reasons == (
+        "mrenclave: pinned by the policy, but a TDX quote has no mrenclave",
+    )
 
 
 def test_report_data_must_match_exactly() -> None:
@@ -73,7 +83,9 @@ def test_report_data_must_match_exactly() -> None:
 
 
 def test_debug_td_is_rejected_unless_explicitly_relaxed() -> None:
-    debug = with_report(verified(TDX_V4), td_attributes=TdAttributes(bytes.fromhex("0100001000000000")))
+    debug = with_report(
+        verified(TDX_V4), td_attributes=TdAttributes(bytes.fromhex("0100001000000000"))
+    )
     assert Policy().evaluate(debug, now=TDX_V4.now).reasons[0].startswith("debug: ")
     relaxed = Policy(allow_debug=True).evaluate(debug, now=TDX_V4.now)
     assert relaxed.accepted and relaxed.relaxations[0].startswith("allow_debug")
@@ -94,7 +106,9 @@ def test_td_without_sept_ve_disable_or_with_reserved_bits_is_rejected() -> None:
 def test_allowed_mrservicetd_list_accepts_only_listed_values() -> None:
     v = with_report(verified(GOTDX_V5), mr_service_td=b"\x01" * 48)
     assert Policy().evaluate(v, now=GOTDX_V5.now).reasons[0].startswith("mrservicetd: Invalid")
-    assert Policy(allowed_mrservicetd=frozenset({b"\x01" * 48})).evaluate(v, now=GOTDX_V5.now).accepted
+    assert (
+        Policy(allowed_mrservicetd=frozenset({b"\x01" * 48})).evaluate(v, now=GOTDX_V5.now).accepted
+    )
 
 
 def test_simulated_anchor_is_rejected_unless_allowed() -> None:
@@ -114,11 +128,15 @@ def test_max_collateral_age() -> None:
 def test_loads_toml_and_json_policy_files(tmp_path: Path) -> None:
     mrtd = "ab" * 48
     toml = tmp_path / "p.toml"
-    toml.write_text(f'accepted_tcb_statuses = ["UpToDate"]\nmrtd = ["0x{mrtd}"]\nallow_debug = true\n')
+    toml.write_text(
+        f'accepted_tcb_statuses = ["UpToDate"]\nmrtd = ["0x{mrtd}"]\nallow_debug = true\n'
+    )
     from_toml = Policy.from_file(toml)
     assert from_toml.mrtd == frozenset({bytes.fromhex(mrtd)}) and from_toml.allow_debug
     as_json = tmp_path / "p.json"
-    as_json.write_text(json.dumps({"accepted_tcb_statuses": ["UpToDate"], "mrtd": [mrtd], "allow_debug": True}))
+    as_json.write_text(
+        json.dumps({"accepted_tcb_statuses": ["UpToDate"], "mrtd": [mrtd], "allow_debug": True})
+    )
     assert Policy.from_file(as_json) == from_toml
 
 

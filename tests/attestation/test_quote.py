@@ -130,7 +130,11 @@ def test_rejects_unknown_version_naming_field_and_offset() -> None:
     raw[0] = 9
     with pytest.raises(QuoteFormatError) as exc:
         parse_quote(bytes(raw))
-    assert (exc.value.field, exc.value.offset, exc.value.code) == ("header.version", 0, "malformed_quote")
+    assert (exc.value.field, exc.value.offset, exc.value.code) == (
+        "header.version",
+        0,
+        "malformed_quote",
+    )
 
 
 def test_rejects_huge_signature_data_length() -> None:

@@ -46,7 +46,9 @@ def test_quote_with_a_bound_service_td_verifies_but_default_policy_rejects_it() 
     decision = Policy().evaluate(verified, now=sample.now)
     assert not decision.accepted
     assert any(r.startswith("mrservicetd: Invalid MR service TD") for r in decision.reasons)
-    relaxed = Policy(allow_any_mrservicetd=True, accepted_tcb_statuses=frozenset({verified.tcb_status}))
+    relaxed = Policy(
+        allow_any_mrservicetd=True, accepted_tcb_statuses=frozenset({verified.tcb_status})
+    )
     assert relaxed.evaluate(verified, now=sample.now).accepted
 
 
@@ -80,7 +82,9 @@ def test_naive_time_is_refused() -> None:
         verify_quote(TDX_V4.quote, TDX_V4.collateral, now=datetime(2025, 6, 20), trust_anchor=INTEL)
 
 
-def test_warm_verification_equals_cold_and_skips_chain_work(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_verification_equals_cold_and_skips_chain_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     verifier = QuoteVerifier(INTEL)
     for sample in VERIFYING:
         cold = verify_quote(sample.quote, sample.collateral, now=sample.now, trust_anchor=INTEL)

@@ -84,9 +84,30 @@ def test_truncated_quote_exits_2_with_typed_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        (["verify", "/nonexistent/quote.bin", "--collateral", "/nonexistent.json"], "unreadable_input"),
-        (["verify", str(SAMPLES / TDX_V4.quote_file), "--collateral", str(SAMPLES / "README.md")], "malformed_collateral"),
-        (["verify", str(SAMPLES / TDX_V4.quote_file), "--collateral", "x.json", "--pccs", "http://127.0.0.1:1"], "bad_usage"),
+        (
+            ["verify", "/nonexistent/quote.bin", "--collateral", "/nonexistent.json"],
+            "unreadable_input",
+        ),
+        (
+            [
+                "verify",
+                str(SAMPLES / TDX_V4.quote_file),
+                "--collateral",
+                str(SAMPLES / "README.md"),
+            ],
+            "malformed_collateral",
+        ),
+        (
+            [
+                "verify",
+                str(SAMPLES / TDX_V4.quote_file),
+                "--collateral",
+                "x.json",
+                "--pccs",
+                "http://127.0.0.1:1",
+            ],
+            "bad_usage",
+        ),
     ],
 )
 def test_unusable_input_exits_2_without_traceback(args: list[str], code: str) -> None:
@@ -109,7 +130,13 @@ def test_human_output_explains_every_check() -> None:
         ],
     )
     assert result.exit_code == 1
-    for text in ("quote.signature", "tcb.platform", "ConfigurationAndSWHardeningNeeded", "INTEL-SA-00615", "REJECTED"):
+    for text in (
+        "quote.signature",
+        "tcb.platform",
+        "ConfigurationAndSWHardeningNeeded",
+        "INTEL-SA-00615",
+        "REJECTED",
+    ):
         assert text in result.stdout
 
 
@@ -125,9 +152,18 @@ def test_demo_verifies_every_sample() -> None:
 def test_installed_entry_point_runs() -> None:
     enclava = Path(sys.executable).parent / "enclava"
     completed = subprocess.run(
-        [str(enclava), "verify", str(SAMPLES / TDX_V4.quote_file), "--collateral",
-         str(SAMPLES / TDX_V4.collateral_file), "--at", str(TDX_V4.at)],
-        capture_output=True, text=True, check=False,
+        [
+            str(enclava),
+            "verify",
+            str(SAMPLES / TDX_V4.quote_file),
+            "--collateral",
+            str(SAMPLES / TDX_V4.collateral_file),
+            "--at",
+            str(TDX_V4.at),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert "ACCEPTED" in completed.stdout
