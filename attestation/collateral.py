@@ -65,7 +65,7 @@ class Collateral:
         also be PEM text)."""
         try:
             doc = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise CollateralFormatError(f"collateral is not JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise CollateralFormatError("collateral JSON must be an object")
@@ -239,7 +239,7 @@ def _crl_bytes(value: str, name: str) -> bytes:
 def _json_object(text: str, where: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise CollateralFormatError(f"{where} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise CollateralFormatError(f"{where} must be a JSON object")
@@ -300,15 +300,13 @@ def _advisories(doc: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _svns(components: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(components, list):
-        raise CollateralFormatError(f"{where} must be a list")
-    out = []
-    for comp in components:
-        svn = comp.get("svn") if isinstance(comp, dict) else None
-        if not isinstance(svn, int) or isinstance(svn, bool) or not 0 <= svn <= 255:
-            raise CollateralFormatError(f"{where}: svn must be an integer 0..255")
-        out.append(svn)
-    return tuple(out)
+    try:
+        svns = tuple(comp["svn"] for comp in components)
+    except (TypeError, KeyError):
+        raise CollateralFormatError(f"{where} must be a list of {{'svn': int}} objects") from None
+    if not all(type(svn) is int and 0 <= svn <= 255 for svn in svns):
+        raise CollateralFormatError(f"{where}: svn must be an integer 0..255")
+    return svns
 
 
 def _tcb_level(level: Any) -> TcbLevel:

@@ -1,9 +1,8 @@
 """The Intel SGX extensions of a PCK certificate (OID 1.2.840.113741.1.13.1).
 
 The extension is a DER `SEQUENCE OF SEQUENCE { OBJECT IDENTIFIER, ANY }`. `cryptography` hands
-it over as raw bytes (an unrecognised extension); the small strict DER reader below turns it
-into a `PckExtensions` value. It accepts only definite-length, minimally sized TLVs and raises
-`CertificateError` on anything else, because the certificate is Intel-signed input.
+it over as raw bytes (an unrecognised extension); `attestation.der` reads it into a
+`PckExtensions` value. Anything malformed raises `CertificateError` naming the problem.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from attestation.der import ENUMERATED, INTEGER, OCTET_STRING, OID, SEQUENCE, DerError, tlv
 from attestation.errors import CertificateError
 
 __all__ = ["SGX_EXTENSIONS_OID", "PckExtensions", "parse_pck_extensions", "pck_ca_type"]
@@ -20,8 +20,6 @@ SGX_EXTENSIONS_OID = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
 _PREFIX = "1.2.840.113741.1.13.1"
 _PREFIX_DER = bytes.fromhex("2a864886f84d010d01")
 _CHECK = "pck.extensions"
-
-_SEQUENCE, _OID, _INTEGER, _OCTETS, _ENUMERATED = 0x30, 0x06, 0x02, 0x04, 0x0A
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +54,29 @@ def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
         raise CertificateError(_CHECK, f"PCK certificate extensions unreadable: {exc}") from None
     value = ext.value
     raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
-    tag, start, end = _tlv(raw, 0, len(raw))
-    if tag != _SEQUENCE or end != len(raw):
+    try:
+        return _parse(raw)
+    except DerError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _parse(raw: bytes) -> PckExtensions:
+    tag, start, end = tlv(raw, 0, len(raw))
+    if tag != SEQUENCE or end != len(raw):
         raise _fail("extension is not one SEQUENCE")
     entries = _entries(raw, start, end)
     tcb_tag, tcb_start, tcb_end = _field(entries, (2,))
-    if tcb_tag != _SEQUENCE:
+    if tcb_tag != SEQUENCE:
         raise _fail("TCB is not a SEQUENCE")
     tcb = _entries(raw, tcb_start, tcb_end)
     return PckExtensions(
         ppid=_octets(raw, entries, (1,), 16, "PPID"),
         cpu_svn=_octets(raw, tcb, (2, 18), 16, "CPUSVN"),
-        pce_svn=_uint(raw, tcb, (2, 17), _INTEGER),
-        tcb_components=tuple(_uint(raw, tcb, (2, i), _INTEGER) for i in range(1, 17)),
+        pce_svn=_uint(raw, tcb, (2, 17), INTEGER),
+        tcb_components=tuple(_uint(raw, tcb, (2, i), INTEGER) for i in range(1, 17)),
         pce_id=_octets(raw, entries, (3,), 2, "PCE-ID"),
         fmspc=_octets(raw, entries, (4,), 6, "FMSPC"),
-        sgx_type=_uint(raw, entries, (5,), _ENUMERATED),
+        sgx_type=_uint(raw, entries, (5,), ENUMERATED),
     )
 
 
@@ -82,41 +87,20 @@ def _fail(problem: str) -> CertificateError:
     return CertificateError(_CHECK, f"malformed SGX extension: {problem}")
 
 
-def _tlv(data: bytes, pos: int, limit: int) -> tuple[int, int, int]:
-    """(tag, value start, value end) of the definite-length DER TLV at `pos`."""
-    if limit - pos < 2:
-        raise _fail("truncated TLV")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        n = first & 0x7F
-        if n == 0 or n > 4 or limit - pos < n:
-            raise _fail("bad length")
-        length = int.from_bytes(data[pos : pos + n], "big")
-        if length < 0x80 or data[pos] == 0:
-            raise _fail("non-minimal length")
-        pos += n
-    if limit - pos < length:
-        raise _fail("truncated value")
-    return tag, pos, pos + length
-
-
 def _entries(data: bytes, pos: int, end: int) -> _Entries:
     """The `SEQUENCE { OID, value }` entries of a SEQUENCE body, keyed by the OID's arcs below
     1.2.840.113741.1.13.1 (every such arc is < 128, so one byte each)."""
     out: _Entries = {}
     while pos < end:
-        tag, start, stop = _tlv(data, pos, end)
-        if tag != _SEQUENCE:
+        tag, start, stop = tlv(data, pos, end)
+        if tag != SEQUENCE:
             raise _fail("entry is not a SEQUENCE")
-        oid_tag, oid_start, oid_end = _tlv(data, start, stop)
-        value = _tlv(data, oid_end, stop)
+        oid_tag, oid_start, oid_end = tlv(data, start, stop)
+        value = tlv(data, oid_end, stop)
         oid = data[oid_start:oid_end]
         suffix = oid[len(_PREFIX_DER) :]
         if (
-            oid_tag != _OID
+            oid_tag != OID
             or value[2] != stop
             or not oid.startswith(_PREFIX_DER)
             or not suffix
@@ -143,6 +127,6 @@ def _uint(data: bytes, entries: _Entries, key: tuple[int, ...], tag: int) -> int
 
 def _octets(data: bytes, entries: _Entries, key: tuple[int, ...], size: int, name: str) -> bytes:
     found, start, end = _field(entries, key)
-    if found != _OCTETS or end - start != size:
+    if found != OCTET_STRING or end - start != size:
         raise _fail(f"{name} must be an OCTET STRING of {size} bytes")
     return data[start:end]

@@ -18,10 +18,13 @@ from importlib import resources
 from itertools import pairwise
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import SignatureAlgorithmOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
 
+from attestation.der import BIT_STRING, DerError, tlv
 from attestation.errors import (
     CertificateError,
     CollateralExpiredError,
@@ -32,6 +35,7 @@ from attestation.errors import (
 __all__ = [
     "INTEL_ROOT_SHA256",
     "ChainValidator",
+    "Crl",
     "TrustAnchor",
     "Window",
     "load_crl",
@@ -99,17 +103,46 @@ def load_pem_chain(pem: str | bytes, check: str) -> list[x509.Certificate]:
     return certs
 
 
-def load_crl(der: bytes, name: str) -> x509.CertificateRevocationList:
+@dataclass(frozen=True)
+class Crl:
+    """A CRL parsed by `cryptography`, with its TBSCertList and signature as received, so the
+    signature is checked over the received bytes rather than a re-encoding."""
+
+    parsed: x509.CertificateRevocationList
+    tbs: bytes
+    signature: bytes
+
+    @property
+    def issuer(self) -> x509.Name:
+        return self.parsed.issuer
+
+    @property
+    def next_update(self) -> datetime | None:
+        return self.parsed.next_update_utc
+
+
+def load_crl(der: bytes, name: str) -> Crl:
+    """Parse a DER CRL: `CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm,
+    signatureValue BIT STRING }`; only ECDSA-with-SHA256 (Intel's algorithm) is accepted."""
     try:
-        return x509.load_der_x509_crl(der)
-    except ValueError as exc:
+        parsed = x509.load_der_x509_crl(der)
+        _, pos, end = tlv(der, 0, len(der))
+        _, _, tbs_end = tlv(der, pos, end)
+        _, _, alg_end = tlv(der, tbs_end, end)
+        tag, sig_start, sig_end = tlv(der, alg_end, end)
+    except (ValueError, DerError) as exc:
         raise CollateralFormatError(f"{name} is not a DER CRL: {exc}") from None
+    if parsed.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
+        raise CollateralFormatError(f"{name} is not signed with ECDSA-SHA256")
+    if tag != BIT_STRING or sig_end != end or der[sig_start : sig_start + 1] != b"\x00":
+        raise CollateralFormatError(f"{name} signature is not a BIT STRING")
+    return Crl(parsed, der[pos:tbs_end], der[sig_start + 1 : sig_end])
 
 
-def crl_window(crl: x509.CertificateRevocationList) -> Window:
-    next_update = crl.next_update_utc
+def crl_window(crl: Crl) -> Window:
+    next_update = crl.next_update
     end = next_update.timestamp() if next_update is not None else float("inf")
-    return Window(crl.last_update_utc.timestamp(), end)
+    return Window(crl.parsed.last_update_utc.timestamp(), end)
 
 
 def cert_window(cert: x509.Certificate) -> Window:
@@ -128,14 +161,15 @@ class ChainValidator:
     def __init__(
         self,
         anchor: TrustAnchor,
-        root_crl: x509.CertificateRevocationList,
-        ca_crl: x509.CertificateRevocationList,
+        root_crl: Crl,
+        ca_crl: Crl,
         now: datetime,
     ) -> None:
         self._anchor = anchor
         self._now = now
         self._root_crl = root_crl
         self._ca_crl = ca_crl
+        self._ca_crl_issuer = ca_crl.issuer
         self._verifier = (
             PolicyBuilder()
             .store(Store([anchor.certificate]))
@@ -190,30 +224,37 @@ class ChainValidator:
         """`issuer` issued `cert` on a validated path; its CRL must be here and clear `cert`."""
         if issuer == self._anchor.certificate:
             crl = self._root_crl
-        elif self._ca_crl.issuer == issuer.subject:
+        elif self._ca_crl_issuer == issuer.subject:
             crl = self._ca_crl
         else:
             raise CertificateError(check, f"no CRL from {_name(issuer)}: revocation status unknown")
         self._check_crl_signature(crl, issuer, check)
-        if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+        if crl.parsed.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
             raise RevokedError(
                 check, f"certificate {_name(cert)} (serial {cert.serial_number:x}) is revoked"
             )
 
-    def _check_crl_signature(
-        self, crl: x509.CertificateRevocationList, issuer: x509.Certificate, check: str
-    ) -> None:
+    def _check_crl_signature(self, crl: Crl, issuer: x509.Certificate, check: str) -> None:
         key = (id(crl), issuer)
         if key not in self._crl_signatures:
-            public_key = issuer.public_key()
-            valid = isinstance(public_key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(
-                public_key
-            )
-            self._crl_signatures[key] = valid
+            self._crl_signatures[key] = _ecdsa_valid(issuer.public_key(), crl)
         if not self._crl_signatures[key]:
             raise CertificateError(
                 check, f"CRL of {crl.issuer.rfc4514_string()} is not signed by its issuer"
             )
+
+
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+def _ecdsa_valid(key: object, crl: Crl) -> bool:
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        key.verify(crl.signature, crl.tbs, _ECDSA_SHA256)
+    except InvalidSignature:
+        return False
+    return True
 
 
 _CA_POLICY = ExtensionPolicy.permit_all().require_present(

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,6 +46,7 @@ from attestation.errors import (
 from attestation.pck import PckExtensions, parse_pck_extensions
 from attestation.pki import (
     ChainValidator,
+    Crl,
     TrustAnchor,
     Window,
     load_crl,
@@ -222,7 +222,7 @@ class _Lru(Generic[K, V]):
 class _CheckedCollateral:
     tcb_info: TcbInfo
     qe_identity: QeIdentity
-    crls: tuple[x509.CertificateRevocationList, x509.CertificateRevocationList]
+    crls: tuple[Crl, Crl]
     summary: CollateralSummary
     window: Window
 
@@ -391,8 +391,8 @@ def _check_collateral(
         tcb_info_next_update=tcb_info.next_update,
         qe_identity_issue_date=qe_identity.issue_date,
         qe_identity_next_update=qe_identity.next_update,
-        root_ca_crl_next_update=root_crl.next_update_utc,
-        pck_crl_next_update=pck_crl.next_update_utc,
+        root_ca_crl_next_update=root_crl.next_update,
+        pck_crl_next_update=pck_crl.next_update,
     )
     checked = _CheckedCollateral(tcb_info, qe_identity, (root_crl, pck_crl), summary, window)
     return checked, validator

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import crypto
 
 from attestation import AttestationError, CertificateError, RevokedError, TrustAnchor, parse_quote
-from attestation.pki import ChainValidator, load_crl, load_pem_chain
+from attestation.pki import ChainValidator, Crl, load_crl, load_pem_chain
 from tests.samples import SGX_V3, TDX_V4, Sample
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -23,13 +23,13 @@ T0 = datetime(2030, 1, 1, tzinfo=UTC)
 def openssl_accepts(
     anchor: x509.Certificate,
     chain: list[x509.Certificate],
-    crls: list[x509.CertificateRevocationList],
+    crls: list[Crl],
     now: datetime,
 ) -> bool:
     store = crypto.X509Store()
     store.add_cert(crypto.X509.from_cryptography(anchor))
     for crl in crls:
-        store.add_crl(crl)
+        store.add_crl(crl.parsed)
     store.set_flags(crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL)
     store.set_time(now.replace(tzinfo=None))
     untrusted = [crypto.X509.from_cryptography(c) for c in chain[1:]]
@@ -44,7 +44,7 @@ def openssl_accepts(
 def ours_accepts(
     anchor: x509.Certificate,
     chain: list[x509.Certificate],
-    crls: list[x509.CertificateRevocationList],
+    crls: list[Crl],
     now: datetime,
 ) -> bool:
     try:
@@ -150,7 +150,8 @@ def make_crl(
             .revocation_date(T0 - timedelta(days=2))
         )
         builder = builder.add_revoked_certificate(entry.build())
-    return builder.sign(key, hashes.SHA256())
+    signed = builder.sign(key, hashes.SHA256())
+    return load_crl(signed.public_bytes(serialization.Encoding.DER), issuer)
 
 
 def scenario(name: str) -> tuple[x509.Certificate, list[x509.Certificate], list, datetime]:
