@@ -25,6 +25,7 @@ from attestation.errors import (
     UnsupportedQuoteError,
     VerificationError,
 )
+from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
 from attestation.pki import TrustAnchor
 from attestation.policy import Policy, PolicyDecision
 from attestation.quote import Quote, parse_quote
@@ -33,14 +34,18 @@ from attestation.verify import CHECKS, QuoteVerifier, VerifiedQuote, verify_quot
 
 __all__ = [
     "CHECKS",
+    "INTEL_PCS_URL",
     "AttestationError",
     "BindingError",
+    "CachedCollateralSource",
     "CertificateError",
     "Collateral",
+    "CollateralCache",
     "CollateralExpiredError",
     "CollateralFormatError",
     "CollateralSourceError",
     "IdentityMismatchError",
+    "PcsClient",
     "Policy",
     "PolicyDecision",
     "PolicyFormatError",

@@ -31,7 +31,7 @@ app = typer.Typer(
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-class _BadInput(Exception):
+class _BadInputError(Exception):
     """Input the command cannot use; becomes exit status 2 with a typed error."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -73,7 +73,7 @@ def verify(
     now = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
     try:
         if collateral is not None and pccs is not None:
-            raise _BadInput("bad_usage", "pass either --collateral or --pccs, not both")
+            raise _BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
         raw = _read_quote(quote)
         loaded_policy = Policy.from_file(policy) if policy else Policy()
         anchor = _anchor(root)
@@ -85,7 +85,7 @@ def verify(
         verdict = explain_quote(
             raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
         )
-    except _BadInput as exc:
+    except _BadInputError as exc:
         _fail(console, as_json, exc.code, exc.message)
     except AttestationError as exc:
         _fail(console, as_json, exc.code, exc.message)
@@ -118,7 +118,7 @@ def _read_quote(path: Path) -> bytes:
     try:
         return decode_quote_file(path.read_bytes())
     except OSError as exc:
-        raise _BadInput(
+        raise _BadInputError(
             "unreadable_input", f"cannot read quote file {path}: {exc.strerror}"
         ) from None
 
@@ -127,7 +127,9 @@ def _read_collateral(path: Path) -> Collateral:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise _BadInput("unreadable_input", f"cannot read collateral file {path}: {exc}") from None
+        raise _BadInputError(
+            "unreadable_input", f"cannot read collateral file {path}: {exc}"
+        ) from None
     return Collateral.from_json(text)
 
 
@@ -147,7 +149,9 @@ def _anchor(root: Path | None) -> TrustAnchor:
     try:
         data = root.read_bytes()
     except OSError as exc:
-        raise _BadInput("unreadable_input", f"cannot read root {root}: {exc.strerror}") from None
+        raise _BadInputError(
+            "unreadable_input", f"cannot read root {root}: {exc.strerror}"
+        ) from None
     return TrustAnchor.from_bytes(data, f"custom root ({root.name})")
 
 

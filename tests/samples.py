@@ -47,10 +47,15 @@ def read_quote(name: str) -> bytes:
 
 
 SGX_V3 = Sample(
-    "dcapqvl_sgx_v3_quote.bin", "dcapqvl_sgx_v3_collateral.json", 1750416971,
-    "ConfigurationAndSWHardeningNeeded", ("INTEL-SA-00289", "INTEL-SA-00615"),
+    "dcapqvl_sgx_v3_quote.bin",
+    "dcapqvl_sgx_v3_collateral.json",
+    1750416971,
+    "ConfigurationAndSWHardeningNeeded",
+    ("INTEL-SA-00289", "INTEL-SA-00615"),
 )
-TDX_V4 = Sample("dcapqvl_tdx_v4_quote.bin", "dcapqvl_tdx_v4_collateral.json", 1750415547, "UpToDate")
+TDX_V4 = Sample(
+    "dcapqvl_tdx_v4_quote.bin", "dcapqvl_tdx_v4_collateral.json", 1750415547, "UpToDate"
+)
 NEAR_TDX_V4 = Sample(
     "dcapqvl_near_tdx_v4_quote.hex", "dcapqvl_near_tdx_v4_collateral.json", 1756885319, "UpToDate"
 )
@@ -58,16 +63,27 @@ GOTDX_V5 = Sample(
     "gotdxguest_tdx_v5_quote.bin", "dcapqvl_tdx_v5_outdated_collateral.json", 1771498731, "UpToDate"
 )
 OUTDATED_V5 = Sample(
-    "dcapqvl_tdx_v5_outdated_quote.bin", "dcapqvl_tdx_v5_outdated_collateral.json", 1771498731,
-    None, failed_check="tcb.platform", dcap_qvl_error="No matching TCB level found",
+    "dcapqvl_tdx_v5_outdated_quote.bin",
+    "dcapqvl_tdx_v5_outdated_collateral.json",
+    1771498731,
+    None,
+    failed_check="tcb.platform",
+    dcap_qvl_error="No matching TCB level found",
 )
 ALIBABA_V5 = Sample(
-    "automata_alibaba_tdx_v5_quote.bin", "dcapqvl_tdx_v5_outdated_collateral.json", 1771498731,
-    None, dcap_qvl_error="Invalid MR service TD",
+    "automata_alibaba_tdx_v5_quote.bin",
+    "dcapqvl_tdx_v5_outdated_collateral.json",
+    1771498731,
+    None,
+    dcap_qvl_error="Invalid MR service TD",
 )
 TAPPD_V4 = Sample(
-    "dcapqvl_tappd_tdx_v4_quote.hex", "dcapqvl_tdx_v4_collateral.json", 1750415547,
-    None, failed_check="tcb.platform", dcap_qvl_error="No matching TCB level found",
+    "dcapqvl_tappd_tdx_v4_quote.hex",
+    "dcapqvl_tdx_v4_collateral.json",
+    1750415547,
+    None,
+    failed_check="tcb.platform",
+    dcap_qvl_error="No matching TCB level found",
 )
 
 VERIFYING = (SGX_V3, TDX_V4, NEAR_TDX_V4, GOTDX_V5)
