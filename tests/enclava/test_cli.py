@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from enclava.cli import app
+from tests.fake_pcs import FakePcs
 from tests.samples import ALIBABA_V5, OUTDATED_V5, SAMPLES, SGX_V3, TDX_V4, Sample
 
 runner = CliRunner()
@@ -167,3 +168,43 @@ def test_installed_entry_point_runs() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "ACCEPTED" in completed.stdout
+
+
+def test_verify_fetches_collateral_from_a_pccs_and_caches_it(pcs: FakePcs, tmp_path: Path) -> None:
+    pcs.serve(TDX_V4, "tdx", "B0C06F000000", "platform")
+    args = [
+        "verify",
+        str(SAMPLES / TDX_V4.quote_file),
+        "--pccs",
+        pcs.base_url,
+        "--cache-dir",
+        str(tmp_path),
+        "--at",
+        str(TDX_V4.at),
+        "--json",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["tcb_status"] == "UpToDate"
+    requests = len(pcs.seen)
+    assert requests == 4
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0
+    assert len(pcs.seen) == requests  # served from the on-disk cache
+
+
+def test_unreachable_pccs_exits_2_with_collateral_unavailable(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            str(SAMPLES / TDX_V4.quote_file),
+            "--pccs",
+            "http://127.0.0.1:9",
+            "--cache-dir",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "collateral_unavailable"
