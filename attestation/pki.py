@@ -186,8 +186,12 @@ class ChainValidator:
         self._check_not_revoked(anchor.certificate, anchor.certificate, "collateral.crls")
         self._window = cert_window(anchor.certificate) & crl_window(root_crl) & crl_window(ca_crl)
 
-    def validate(self, chain: Sequence[x509.Certificate], check: str) -> Window:
-        """Validate `chain[0]` (leaf) through the untrusted `chain[1:]` to the anchor.
+    def validate(
+        self, chain: Sequence[x509.Certificate], check: str, *, path_length: int
+    ) -> Window:
+        """Validate `chain[0]` (leaf) through the untrusted `chain[1:]` to the anchor, on a path
+        of exactly `path_length` certificates (anchor included): DCAP fixes the shape of every
+        chain, so a certificate signed one level higher or lower is refused.
 
         Certificates that travel with the evidence are only untrusted path candidates (a root
         among them is never trusted). Returns the window during which the result holds (every
@@ -205,6 +209,12 @@ class ChainValidator:
                 check,
                 f"{_name(leaf)} does not chain to {self._anchor.label}: {_first_line(exc)}",
             ) from None
+        if len(path) != path_length:
+            raise CertificateError(
+                check,
+                f"{_name(leaf)} is {len(path) - 1} certificate(s) below {self._anchor.label}, "
+                f"expected {path_length - 1}",
+            )
         window = self._window
         for cert, issuer in pairwise(path):
             self._check_not_revoked(cert, issuer, check)

@@ -66,10 +66,13 @@ def merge(first: TcbMatch, second: TcbMatch) -> TcbMatch:
 
 def match_platform(tcb_info: TcbInfo, pck: PckExtensions, td_report: TdReport10 | None) -> TcbMatch:
     """The first (highest) TCB level the platform meets: every SGX component and PCESVN from the
-    PCK certificate, and for TDX every TEE_TCB_SVN component, at least the level's."""
+    PCK certificate, and for TDX the TEE_TCB_SVN components, at least the level's."""
     if len(pck.tcb_components) != TCB_COMPONENTS:
         raise TcbError("tcb.platform", "PCK certificate does not carry 16 TCB components")
     tee_tcb_svn = td_report.tee_tcb_svn if td_report is not None else b""
+    # With a TDX module version (TEE_TCB_SVN[1]) > 0, bytes 0-1 are the module's SVN and
+    # version, judged by the TDX module identity's own levels, not here (Intel TCB info v3).
+    tdx_from = 2 if len(tee_tcb_svn) > 1 and tee_tcb_svn[1] > 0 else 0
     for level in tcb_info.tcb_levels:
         if len(level.sgx_components) != TCB_COMPONENTS:
             raise TcbError(
@@ -90,7 +93,7 @@ def match_platform(tcb_info: TcbInfo, pck: PckExtensions, td_report: TdReport10 
         if (
             td_report is not None
             and level.tdx_components is not None
-            and not _meets(tee_tcb_svn, level.tdx_components)
+            and not _meets(tee_tcb_svn[tdx_from:], level.tdx_components[tdx_from:])
         ):
             continue
         return TcbMatch(level.status, level.advisory_ids, level.tcb_date)
@@ -103,7 +106,7 @@ def match_platform(tcb_info: TcbInfo, pck: PckExtensions, td_report: TdReport10 
 
 
 def _meets(have: bytes | tuple[int, ...], need: tuple[int, ...]) -> bool:
-    """Every component at least the level's (both have exactly 16 components here)."""
+    """Every component at least the level's (both have the same number of components here)."""
     return all(h >= n for h, n in zip(have, need, strict=True))
 
 

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import NameOID
 
 from attestation import tcb
 from attestation.collateral import (
@@ -43,7 +44,7 @@ from attestation.errors import (
     TcbError,
     UnsupportedQuoteError,
 )
-from attestation.pck import PckExtensions, parse_pck_extensions
+from attestation.pck import PckExtensions, parse_pck_extensions, pck_ca_type
 from attestation.pki import (
     ChainValidator,
     Crl,
@@ -99,6 +100,8 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("tcb.status", "merged TCB status is not Revoked"),
 )
 _ECDSA = ec.ECDSA(hashes.SHA256())
+TCB_SIGNING_CN = "Intel SGX TCB Signing"
+PCK_CERTIFICATE_CN = "Intel SGX PCK Certificate"
 _CACHE_SIZE = 256
 
 
@@ -289,7 +292,9 @@ class QuoteVerifier:
         certs = load_pem_chain(chain_pem, "pck.chain")
         if validator is None:
             validator = ChainValidator(self.trust_anchor, *checked.crls, now)
-        window = validator.validate(certs, "pck.chain")
+        window = validator.validate(certs, "pck.chain", path_length=3)
+        _require_common_name(certs[0], PCK_CERTIFICATE_CN, "pck.chain")
+        pck_ca_type(certs[0])  # issued by a PCK Platform or Processor CA
         leaf_key = certs[0].public_key()
         if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
             raise CertificateError("pck.chain", "PCK certificate key is not an EC key")
@@ -337,8 +342,6 @@ def _check_header(quote: Quote) -> QeReportCertificationData:
             check,
             f"header TEE type {header.tee_type:#x} does not match a {quote.body_type.name} body",
         )
-    if quote.body_type is BodyType.SGX and header.version != 3:
-        raise UnsupportedQuoteError(check, f"SGX quotes must be version 3, got {header.version}")
     sig = quote.signature_data
     if header.version >= 4 and sig.certification_data.type != CertificationDataType.QE_REPORT:
         raise UnsupportedQuoteError(
@@ -409,12 +412,23 @@ class _Signers:
     def get(self, pem: str, check: str) -> tuple[ec.EllipticCurvePublicKey, Window]:
         if pem not in self._seen:
             certs = load_pem_chain(pem, check)
-            window = self._validator.validate(certs, check)
+            window = self._validator.validate(certs, check, path_length=2)
+            _require_common_name(certs[0], TCB_SIGNING_CN, check)
             key = certs[0].public_key()
             if not isinstance(key, ec.EllipticCurvePublicKey):
                 raise CertificateError(check, "collateral signing key is not an EC key")
             self._seen[pem] = (key, window)
         return self._seen[pem]
+
+
+def _require_common_name(cert: x509.Certificate, expected: str, check: str) -> None:
+    """Intel's QVL pins the role of each certificate by its subject: a PCK key must not sign
+    TCB info, nor a TCB signing key pose as a PCK certificate."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if [n.value for n in names] != [expected]:
+        raise CertificateError(
+            check, f"{cert.subject.rfc4514_string()} is not an {expected!r} certificate"
+        )
 
 
 def _check_signed_body(

@@ -49,7 +49,7 @@ def ours_accepts(
 ) -> bool:
     try:
         validator = ChainValidator(TrustAnchor(anchor, "test"), crls[0], crls[1], now)
-        validator.validate(chain, "test")
+        validator.validate(chain, "test", path_length=len(chain))
     except AttestationError:
         return False
     return True
@@ -193,14 +193,14 @@ def test_revoked_leaf_is_a_revoked_error_naming_the_serial() -> None:
     anchor, chain, crls, now = scenario("leaf revoked")
     validator = ChainValidator(TrustAnchor(anchor, "test"), crls[0], crls[1], now)
     with pytest.raises(RevokedError, match="serial 3"):
-        validator.validate(chain, "pck.chain")
+        validator.validate(chain, "pck.chain", path_length=3)
 
 
 def test_missing_crl_means_unknown_revocation_status() -> None:
     anchor, chain, crls, now = scenario("no crl for ca")
     validator = ChainValidator(TrustAnchor(anchor, "test"), crls[0], crls[1], now)
     with pytest.raises(CertificateError, match="revocation status unknown"):
-        validator.validate(chain, "pck.chain")
+        validator.validate(chain, "pck.chain", path_length=3)
 
 
 def test_root_listed_in_its_own_crl_is_rejected() -> None:
