@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from attestation.der import ENUMERATED, INTEGER, OCTET_STRING, OID, SEQUENCE, DerError, tlv
 from attestation.errors import CertificateError
@@ -17,6 +18,7 @@ from attestation.errors import CertificateError
 __all__ = ["SGX_EXTENSIONS_OID", "PckExtensions", "parse_pck_extensions", "pck_ca_type"]
 
 SGX_EXTENSIONS_OID = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
+_PCK_CAS = {"platform": "Intel SGX PCK Platform CA", "processor": "Intel SGX PCK Processor CA"}
 _PREFIX = "1.2.840.113741.1.13.1"
 _PREFIX_DER = bytes.fromhex("2a864886f84d010d01")
 _CHECK = "pck.extensions"
@@ -37,12 +39,11 @@ class PckExtensions:
 
 def pck_ca_type(cert: x509.Certificate) -> str:
     """ "platform" or "processor": which PCK CA issued this leaf (selects the PCK CRL)."""
-    issuer = cert.issuer.rfc4514_string()
-    if "PCK Platform CA" in issuer:
-        return "platform"
-    if "PCK Processor CA" in issuer:
-        return "processor"
-    raise CertificateError("pck.chain", f"PCK certificate issuer is not an Intel PCK CA: {issuer}")
+    names = [a.value for a in cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    for ca_type, common_name in _PCK_CAS.items():
+        if names == [common_name]:
+            return ca_type
+    raise CertificateError("pck.chain", f"PCK certificate issuer is not an Intel PCK CA: {names}")
 
 
 def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:

@@ -83,7 +83,7 @@ def collateral_key(quote: bytes | Quote, base_url: str) -> CollateralKey:
         leaf = x509.load_pem_x509_certificates(cert_data.data)[0]
         fmspc = parse_pck_extensions(leaf).fmspc
         ca = pck_ca_type(leaf)
-    except (ValueError, IndexError, AttestationError) as exc:
+    except (ValueError, TypeError, IndexError, x509.InvalidVersion, AttestationError) as exc:
         raise CollateralSourceError(f"quote's PCK certificate is unreadable: {exc}") from None
     return CollateralKey(base_url.rstrip("/"), parsed.tee, fmspc.hex().upper(), ca)
 

@@ -10,7 +10,8 @@ are enforced at the caller's `now`. Certificates that travel with the evidence a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -40,6 +41,7 @@ __all__ = [
     "Window",
     "load_crl",
     "load_pem_chain",
+    "malformed_certificates",
 ]
 
 INTEL_ROOT_SHA256 = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
@@ -98,9 +100,19 @@ def load_pem_chain(pem: str | bytes, check: str) -> list[x509.Certificate]:
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateError(check, f"certificate chain is not valid PEM: {exc}") from None
     return certs
+
+
+@contextmanager
+def malformed_certificates(check: str) -> Iterator[None]:
+    """`cryptography` parses some X.509 fields (names, version) only when they are read; turn
+    what such a read raises into a `CertificateError` naming `check`."""
+    try:
+        yield
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:
+        raise CertificateError(check, f"malformed certificate: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,11 @@ class Crl:
 
     @property
     def issuer(self) -> x509.Name:
-        return self.parsed.issuer
+        """`cryptography` parses names on first read: a malformed one is a format error."""
+        try:
+            return self.parsed.issuer
+        except (ValueError, TypeError) as exc:
+            raise CollateralFormatError(f"CRL issuer name is malformed: {exc}") from None
 
     @property
     def next_update(self) -> datetime | None:
@@ -130,7 +146,7 @@ def load_crl(der: bytes, name: str) -> Crl:
         _, _, tbs_end = tlv(der, pos, end)
         _, _, alg_end = tlv(der, tbs_end, end)
         tag, sig_start, sig_end = tlv(der, alg_end, end)
-    except (ValueError, DerError) as exc:
+    except (ValueError, TypeError, x509.InvalidVersion, DerError) as exc:
         raise CollateralFormatError(f"{name} is not a DER CRL: {exc}") from None
     if parsed.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
         raise CollateralFormatError(f"{name} is not signed with ECDSA-SHA256")
@@ -199,6 +215,10 @@ class ChainValidator:
         naming `check`."""
         if not chain:
             raise CertificateError(check, "certificate chain is empty")
+        with malformed_certificates(check):
+            return self._validate(chain, check, path_length)
+
+    def _validate(self, chain: Sequence[x509.Certificate], check: str, path_length: int) -> Window:
         leaf, *rest = chain
         try:
             path = self._verifier.verify(leaf, rest).chain

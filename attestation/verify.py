@@ -53,6 +53,7 @@ from attestation.pki import (
     Window,
     load_crl,
     load_pem_chain,
+    malformed_certificates,
 )
 from attestation.quote import (
     INTEL_QE_VENDOR_ID,
@@ -102,7 +103,6 @@ CHECKS: tuple[tuple[str, str], ...] = (
 )
 _ECDSA = ec.ECDSA(hashes.SHA256())
 TCB_SIGNING_CN = "Intel SGX TCB Signing"
-PCK_CERTIFICATE_CN = "Intel SGX PCK Certificate"
 _CACHE_SIZE = 256
 
 
@@ -294,12 +294,14 @@ class QuoteVerifier:
         if validator is None:
             validator = ChainValidator(self.trust_anchor, *checked.crls, now)
         window = validator.validate(certs, "pck.chain", path_length=3)
-        _require_common_name(certs[0], PCK_CERTIFICATE_CN, "pck.chain")
-        pck_ca_type(certs[0])  # issued by a PCK Platform or Processor CA
+        with malformed_certificates("pck.chain"):
+            pck_ca_type(certs[0])  # a PCK Platform or Processor CA issued it: a PCK certificate
         leaf_key = certs[0].public_key()
         if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
             raise CertificateError("pck.chain", "PCK certificate key is not an EC key")
-        result = _CheckedPck(parse_pck_extensions(certs[0]), leaf_key, window & checked.window)
+        with malformed_certificates("pck.extensions"):
+            extensions = parse_pck_extensions(certs[0])
+        result = _CheckedPck(extensions, leaf_key, window & checked.window)
         self._pck.put(key, result)
         return result
 
@@ -414,7 +416,8 @@ class _Signers:
         if pem not in self._seen:
             certs = load_pem_chain(pem, check)
             window = self._validator.validate(certs, check, path_length=2)
-            _require_common_name(certs[0], TCB_SIGNING_CN, check)
+            with malformed_certificates(check):
+                _require_common_name(certs[0], TCB_SIGNING_CN, check)
             key = certs[0].public_key()
             if not isinstance(key, ec.EllipticCurvePublicKey):
                 raise CertificateError(check, "collateral signing key is not an EC key")
