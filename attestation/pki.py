@@ -47,12 +47,18 @@ __all__ = [
 INTEL_ROOT_SHA256 = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
 
 
-@dataclass(frozen=True, slots=True)
 class Window:
-    """Closed interval of Unix seconds during which a validation result holds."""
+    """Closed interval of Unix seconds during which a validation result holds. Immutable by
+    convention (a plain slotted class: it is built many times per cold verification)."""
 
-    start: float
-    end: float
+    __slots__ = ("end", "start")
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start = start
+        self.end = end
+
+    def __repr__(self) -> str:
+        return f"Window({self.start}, {self.end})"
 
     def __contains__(self, t: float) -> bool:
         return self.start <= t <= self.end
