@@ -80,6 +80,12 @@ def sample_table(console: Console, rows: Sequence[tuple[str, Verdict]]) -> None:
             str(vq.tcb_status) if vq else "-",
             ", ".join(vq.advisory_ids) if vq else "",
             "[green]yes[/]" if v.accepted else "[red]no[/]",
-            "; ".join(v.reasons),
+            "; ".join(_short(r) for r in v.reasons),
         )
     console.print(table)
+
+
+def _short(reason: str, limit: int = 60) -> str:
+    """A reason's gist for a table cell: up to its first parenthesis, at most `limit` chars."""
+    gist = reason.split(" (", 1)[0].split(": a service TD", 1)[0]
+    return gist if len(gist) <= limit else gist[: limit - 1] + "…"
