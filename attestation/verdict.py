@@ -15,7 +15,8 @@ from attestation.collateral import Collateral
 from attestation.errors import AttestationError, VerificationError
 from attestation.policy import Policy, PolicyDecision
 from attestation.quote import parse_quote
-from attestation.verify import CHECKS, QuoteVerifier, VerifiedQuote, checks_for
+from attestation.verified import CHECKS, VerifiedQuote, checks_for
+from attestation.verify import QuoteVerifier
 
 __all__ = ["CheckOutcome", "Verdict", "explain_quote"]
 

@@ -16,30 +16,24 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import NameOID
 
 from attestation import tcb
 from attestation.collateral import (
     Collateral,
     QeIdentity,
     TcbInfo,
-    parse_qe_identity,
-    parse_tcb_info,
 )
+from attestation.collateral_trust import CheckedCollateral, check_collateral
+from attestation.ecdsa import verify_raw_ecdsa
 from attestation.errors import (
     BindingError,
     CertificateError,
-    CollateralExpiredError,
     IdentityMismatchError,
     SignatureError,
     TcbError,
@@ -48,10 +42,8 @@ from attestation.errors import (
 from attestation.pck import PckExtensions, parse_pck_extensions, pck_ca_type
 from attestation.pki import (
     ChainValidator,
-    Crl,
     TrustAnchor,
     Window,
-    load_crl,
     load_pem_chain,
     malformed_certificates,
 )
@@ -64,128 +56,14 @@ from attestation.quote import (
     Quote,
     SgxReportBody,
     TdReport10,
-    TdReport15,
     TeeType,
     parse_quote,
 )
+from attestation.verified import CHECKS, CollateralSummary, VerifiedQuote, checks_for
 
-__all__ = [
-    "CHECKS",
-    "CollateralSummary",
-    "QuoteVerifier",
-    "VerifiedQuote",
-    "checks_for",
-    "verify_quote",
-]
+__all__ = ["CHECKS", "CollateralSummary", "QuoteVerifier", "VerifiedQuote", "verify_quote"]
 
-CHECKS: tuple[tuple[str, str], ...] = (
-    ("quote.header", "version, TEE type, ECDSA-P256 attestation key, Intel QE vendor ID"),
-    ("collateral.crls", "root CA CRL and PCK CRL inside their validity windows"),
-    ("tcb_info.window", "TCB info issueDate <= now <= nextUpdate"),
-    ("tcb_info.chain", "TCB signing certificate chains to the pinned root, not revoked"),
-    ("tcb_info.signature", "TCB info signature over the received bytes"),
-    ("qe_identity.window", "QE identity issueDate <= now <= nextUpdate"),
-    ("qe_identity.chain", "QE identity signing certificate chains to the pinned root"),
-    ("qe_identity.signature", "QE identity signature over the received bytes"),
-    ("tcb_info.type", "TCB info id and version fit the quote's TEE"),
-    ("qe_identity.type", "QE identity id and version fit the quote's TEE"),
-    ("pck.chain", "PCK certificate -> PCK CA -> pinned root, none revoked"),
-    ("pck.extensions", "Intel SGX extensions of the PCK certificate"),
-    ("qe_report.signature", "QE report signed by the PCK key"),
-    ("qe_report.binding", "QE report data = SHA-256(attestation key || QE auth data)"),
-    ("qe_identity.match", "QE MRSIGNER, ISVPRODID, MISCSELECT, ATTRIBUTES match QE identity"),
-    ("quote.signature", "quote header and body signed by the attestation key"),
-    ("tcb.fmspc", "PCK FMSPC and PCE-ID are the TCB info's"),
-    ("tcb.platform", "platform TCB level (SGX components, PCESVN, TDX TEE_TCB_SVN)"),
-    ("tcb.tdx_module", "TDX module signer, attributes and TCB level"),
-    ("tcb.qe", "QE TCB level from its ISVSVN"),
-    ("tcb.status", "merged TCB status is not Revoked"),
-)
-_ECDSA = ec.ECDSA(hashes.SHA256())
-TCB_SIGNING_CN = "Intel SGX TCB Signing"
 _CACHE_SIZE = 256
-
-
-@dataclass(frozen=True, slots=True)
-class CollateralSummary:
-    """Which collateral a verdict used: enough to judge its freshness and reproduce it."""
-
-    digest: str
-    tcb_evaluation_data_number: int
-    tcb_info_issue_date: datetime
-    tcb_info_next_update: datetime
-    qe_identity_issue_date: datetime
-    qe_identity_next_update: datetime
-    root_ca_crl_next_update: datetime | None
-    pck_crl_next_update: datetime | None
-
-    @property
-    def oldest_issue_date(self) -> datetime:
-        return min(self.tcb_info_issue_date, self.qe_identity_issue_date)
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedQuote:
-    """A quote whose every DCAP check passed. `tcb_status` may still be one a policy rejects."""
-
-    quote: Quote
-    quote_sha256: str
-    tcb_status: tcb.TcbStatus
-    advisory_ids: tuple[str, ...]
-    platform_tcb: tcb.TcbMatch
-    tdx_module_tcb: tcb.TcbMatch | None
-    qe_tcb: tcb.TcbMatch
-    pck: PckExtensions
-    collateral: CollateralSummary
-    trust_anchor: str
-    trust_anchor_sha256: str
-    simulated: bool
-    checks: tuple[str, ...]
-
-    @property
-    def tee(self) -> str:
-        return self.quote.tee
-
-    @property
-    def fmspc(self) -> str:
-        return self.pck.fmspc.hex().upper()
-
-    @property
-    def measurements(self) -> dict[str, str]:
-        return report_measurements(self.quote.report)
-
-
-def report_measurements(report: SgxReportBody | TdReport10) -> dict[str, str]:
-    """The identity fields of a report body, hex encoded, named as in Intel's specifications."""
-    if isinstance(report, SgxReportBody):
-        return {
-            "mrenclave": report.mr_enclave.hex(),
-            "mrsigner": report.mr_signer.hex(),
-            "isvprodid": str(report.isv_prod_id),
-            "isvsvn": str(report.isv_svn),
-            "attributes": report.attributes.raw.hex(),
-            "report_data": report.report_data.hex(),
-        }
-    out = {
-        "mrtd": report.mr_td.hex(),
-        "rtmr0": report.rtmr0.hex(),
-        "rtmr1": report.rtmr1.hex(),
-        "rtmr2": report.rtmr2.hex(),
-        "rtmr3": report.rtmr3.hex(),
-        "mrseam": report.mr_seam.hex(),
-        "mrsignerseam": report.mr_signer_seam.hex(),
-        "mrconfigid": report.mr_config_id.hex(),
-        "mrowner": report.mr_owner.hex(),
-        "mrownerconfig": report.mr_owner_config.hex(),
-        "td_attributes": report.td_attributes.raw.hex(),
-        "xfam": report.xfam.hex(),
-        "tee_tcb_svn": report.tee_tcb_svn.hex(),
-        "report_data": report.report_data.hex(),
-    }
-    if isinstance(report, TdReport15):
-        out["tee_tcb_svn2"] = report.tee_tcb_svn2.hex()
-        out["mrservicetd"] = report.mr_service_td.hex()
-    return out
 
 
 def verify_quote(
@@ -223,15 +101,6 @@ class _Lru(Generic[K, V]):
 
 
 @dataclass(frozen=True, slots=True)
-class _CheckedCollateral:
-    tcb_info: TcbInfo
-    qe_identity: QeIdentity
-    crls: tuple[Crl, Crl]
-    summary: CollateralSummary
-    window: Window
-
-
-@dataclass(frozen=True, slots=True)
 class _CheckedPck:
     extensions: PckExtensions
     public_key: ec.EllipticCurvePublicKey
@@ -243,7 +112,7 @@ class QuoteVerifier:
 
     def __init__(self, trust_anchor: TrustAnchor, *, cache_size: int = _CACHE_SIZE) -> None:
         self.trust_anchor = trust_anchor
-        self._collateral: _Lru[bytes, _CheckedCollateral] = _Lru(cache_size)
+        self._collateral: _Lru[bytes, CheckedCollateral] = _Lru(cache_size)
         self._pck: _Lru[tuple[bytes, bytes], _CheckedPck] = _Lru(cache_size)
         self._qe_reports: _Lru[tuple[bytes, bytes, bytes], bool] = _Lru(cache_size)
 
@@ -265,12 +134,12 @@ class QuoteVerifier:
 
     def _checked_collateral(
         self, collateral: Collateral, now: datetime, t: float
-    ) -> tuple[_CheckedCollateral, ChainValidator | None]:
+    ) -> tuple[CheckedCollateral, ChainValidator | None]:
         """The checked collateral, and the chain validator built for it when it was not cached."""
         cached = self._collateral.get(collateral.digest)
         if cached is not None and t in cached.window:
             return cached, None
-        checked, validator = _check_collateral(collateral, now, t, self.trust_anchor)
+        checked, validator = check_collateral(collateral, now, self.trust_anchor)
         self._collateral.put(collateral.digest, checked)
         return checked, validator
 
@@ -278,7 +147,7 @@ class QuoteVerifier:
         self,
         qe_block: QeReportCertificationData,
         collateral: Collateral,
-        checked: _CheckedCollateral,
+        checked: CheckedCollateral,
         validator: ChainValidator | None,
         now: datetime,
         t: float,
@@ -315,7 +184,7 @@ class QuoteVerifier:
         )
         if self._qe_reports.get(key):
             return
-        _ecdsa_verify(
+        verify_raw_ecdsa(
             pck.public_key,
             qe_block.qe_report_signature,
             qe_block.qe_report_raw,
@@ -361,108 +230,6 @@ def _check_header(quote: Quote) -> QeReportCertificationData:
             "certificate chain (type 5) is supported",
         )
     return qe_block
-
-
-def _check_collateral(
-    collateral: Collateral, now: datetime, t: float, anchor: TrustAnchor
-) -> tuple[_CheckedCollateral, ChainValidator]:
-    root_crl = load_crl(collateral.root_ca_crl, "root_ca_crl")
-    pck_crl = load_crl(collateral.pck_crl, "pck_crl")
-    validator = ChainValidator(anchor, root_crl, pck_crl, now)
-    signers = _Signers(validator)
-    tcb_info = parse_tcb_info(collateral.tcb_info)
-    window = _check_signed_body(
-        "tcb_info",
-        "TCBInfo",
-        (tcb_info.issue_date, tcb_info.next_update),
-        now,
-        lambda: signers.get(collateral.tcb_info_issuer_chain, "tcb_info.chain"),
-        collateral.tcb_info,
-        collateral.tcb_info_signature,
-    )
-    qe_identity = parse_qe_identity(collateral.qe_identity)
-    window &= _check_signed_body(
-        "qe_identity",
-        "QE identity",
-        (qe_identity.issue_date, qe_identity.next_update),
-        now,
-        lambda: signers.get(collateral.qe_identity_issuer_chain, "qe_identity.chain"),
-        collateral.qe_identity,
-        collateral.qe_identity_signature,
-    )
-    summary = CollateralSummary(
-        digest=collateral.digest.hex(),
-        tcb_evaluation_data_number=tcb_info.tcb_evaluation_data_number,
-        tcb_info_issue_date=tcb_info.issue_date,
-        tcb_info_next_update=tcb_info.next_update,
-        qe_identity_issue_date=qe_identity.issue_date,
-        qe_identity_next_update=qe_identity.next_update,
-        root_ca_crl_next_update=root_crl.next_update,
-        pck_crl_next_update=pck_crl.next_update,
-    )
-    checked = _CheckedCollateral(tcb_info, qe_identity, (root_crl, pck_crl), summary, window)
-    return checked, validator
-
-
-class _Signers:
-    """Validated collateral signing chains by PEM text: TCB info and QE identity are usually
-    signed under the same chain, which is then validated once."""
-
-    def __init__(self, validator: ChainValidator) -> None:
-        self._validator = validator
-        self._seen: dict[str, tuple[ec.EllipticCurvePublicKey, Window]] = {}
-
-    def get(self, pem: str, check: str) -> tuple[ec.EllipticCurvePublicKey, Window]:
-        if pem not in self._seen:
-            certs = load_pem_chain(pem, check)
-            window = self._validator.validate(certs, check, path_length=2)
-            with malformed_certificates(check):
-                _require_common_name(certs[0], TCB_SIGNING_CN, check)
-            key = certs[0].public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey):
-                raise CertificateError(check, "collateral signing key is not an EC key")
-            self._seen[pem] = (key, window)
-        return self._seen[pem]
-
-
-def _require_common_name(cert: x509.Certificate, expected: str, check: str) -> None:
-    """Intel's QVL pins the role of each certificate by its subject: a PCK key must not sign
-    TCB info, nor a TCB signing key pose as a PCK certificate."""
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if [n.value for n in names] != [expected]:
-        raise CertificateError(
-            check, f"{cert.subject.rfc4514_string()} is not an {expected!r} certificate"
-        )
-
-
-def _check_signed_body(
-    check: str,
-    name: str,
-    validity: tuple[datetime, datetime],
-    now: datetime,
-    signer: Callable[[], tuple[ec.EllipticCurvePublicKey, Window]],
-    body: str,
-    signature: bytes,
-) -> Window:
-    """Window, then issuer chain, then signature of a signed JSON body (TCB info, QE identity)."""
-    issue, next_update = validity
-    if now < issue:
-        raise CollateralExpiredError(
-            f"{check}.window", f"{name} issue date is in the future ({issue.isoformat()})"
-        )
-    if now > next_update:
-        raise CollateralExpiredError(
-            f"{check}.window", f"{name} expired (nextUpdate {next_update.isoformat()})"
-        )
-    key, window = signer()
-    _ecdsa_verify(
-        key,
-        signature,
-        body.encode(),
-        f"{check}.signature",
-        f"{name} signature does not verify over the received bytes",
-    )
-    return window & Window(issue.timestamp(), next_update.timestamp())
 
 
 def _check_collateral_types(quote: Quote, tcb_info: TcbInfo, qe_identity: QeIdentity) -> None:
@@ -525,7 +292,7 @@ def _check_quote_signature(quote: Quote) -> None:
         )
     except ValueError:
         raise SignatureError("quote.signature", "attestation key is not a P-256 point") from None
-    _ecdsa_verify(
+    verify_raw_ecdsa(
         key,
         sig.signature,
         quote.signed_data,
@@ -534,25 +301,12 @@ def _check_quote_signature(quote: Quote) -> None:
     )
 
 
-def _ecdsa_verify(
-    key: ec.EllipticCurvePublicKey, raw_sig: bytes, data: bytes, check: str, message: str
-) -> None:
-    if len(raw_sig) != 64:
-        raise SignatureError(check, f"signature must be 64 bytes (r || s), got {len(raw_sig)}")
-    r = int.from_bytes(raw_sig[:32], "big")
-    s = int.from_bytes(raw_sig[32:], "big")
-    try:
-        key.verify(encode_dss_signature(r, s), data, _ECDSA)
-    except InvalidSignature:
-        raise SignatureError(check, message) from None
-
-
 def _tcb_verdict(
     quote: Quote,
     raw: bytes,
     qe_block: QeReportCertificationData,
     pck: PckExtensions,
-    checked: _CheckedCollateral,
+    checked: CheckedCollateral,
     anchor: TrustAnchor,
 ) -> VerifiedQuote:
     tcb_info = checked.tcb_info
@@ -587,8 +341,3 @@ def _tcb_verdict(
         simulated=not anchor.is_intel,
         checks=checks_for(quote.tee),
     )
-
-
-def checks_for(tee: str) -> tuple[str, ...]:
-    """The checks that apply to a quote of this TEE ("sgx" quotes have no TDX module)."""
-    return tuple(name for name, _ in CHECKS if tee == "tdx" or name != "tcb.tdx_module")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import attestation.collateral_trust as collateral_trust_module
 import attestation.verify as verify_module
 from attestation import (
     CHECKS,
@@ -94,6 +95,7 @@ def test_warm_verification_equals_cold_and_skips_chain_work(
         raise AssertionError("warm verification redid certificate-chain work")
 
     monkeypatch.setattr(verify_module, "ChainValidator", no_chain_work)
+    monkeypatch.setattr(collateral_trust_module, "ChainValidator", no_chain_work)
     for sample in VERIFYING:
         warm = verifier.verify(sample.quote, sample.collateral, now=sample.now + timedelta(hours=1))
         assert warm.tcb_status == sample.status
