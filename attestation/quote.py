@@ -443,14 +443,14 @@ def _parse_certification_data(r: _Reader, field: str, *, nested: bool) -> Certif
 
 
 def decode_quote_file(content: bytes) -> bytes:
-    """The quote in a file's content: raw binary, or hex text (optionally `0x`-prefixed, with
-    surrounding whitespace). A binary quote never looks like hex: it starts with a small
-    little-endian version number, i.e. a zero byte at offset 1."""
-    text = content.strip()
+    """The quote in a file's content: raw binary, or hex text (optionally `0x`-prefixed, may be
+    wrapped over several lines). A binary quote never looks like hex text: it starts with a
+    small little-endian version number, i.e. a zero byte at offset 1."""
+    text = b"".join(content.split())
     if text[:2].lower() == b"0x":
         text = text[2:]
-    if text and all(c in b"0123456789abcdefABCDEF" for c in text):
-        if len(text) % 2:
-            raise QuoteFormatError("hex", len(text), "odd number of hex digits")
-        return bytes.fromhex(text.decode())
-    return content
+    if not text or not all(c in b"0123456789abcdefABCDEF" for c in text):
+        return content
+    if len(text) % 2:
+        raise QuoteFormatError("hex", len(text), "odd number of hex digits")
+    return bytes.fromhex(text.decode())

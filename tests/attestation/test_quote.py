@@ -154,6 +154,8 @@ def test_decodes_hex_and_binary_quote_files() -> None:
     hex_text = (SAMPLES / "dcapqvl_near_tdx_v4_quote.hex").read_bytes()
     assert decode_quote_file(hex_text) == read_quote("dcapqvl_near_tdx_v4_quote.hex")
     assert decode_quote_file(b"0x" + hex_text.strip() + b"\n") == decode_quote_file(hex_text)
+    wrapped = b"\n".join(hex_text.strip()[i : i + 64] for i in range(0, len(hex_text.strip()), 64))
+    assert decode_quote_file(wrapped) == decode_quote_file(hex_text)
     assert decode_quote_file(SGX_V3.quote) == SGX_V3.quote
     with pytest.raises(QuoteFormatError):
         decode_quote_file(b"abc")
