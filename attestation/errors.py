@@ -9,6 +9,7 @@ only know the built-ins still catch them.
     ├── CollateralFormatError     the collateral is malformed
     ├── PolicyFormatError         a policy file is malformed
     ├── CollateralSourceError     PCS / PCCS / cache could not provide collateral
+    ├── EventLogError             an event log is malformed or does not replay to the RTMRs
     └── VerificationError         a DCAP check failed (names the check)
         ├── UnsupportedQuoteError     version / TEE / key type / vendor / certification data
         ├── CertificateError          a certificate chain does not validate at `now`
@@ -64,6 +65,12 @@ class CollateralSourceError(AttestationError):
     """Collateral could not be obtained from PCS, a PCCS or the cache."""
 
     code = "collateral_unavailable"
+
+
+class EventLogError(AttestationError, ValueError):
+    """An event log cannot be parsed, or does not replay to the measured registers."""
+
+    code = "event_log_mismatch"
 
 
 class VerificationError(AttestationError):

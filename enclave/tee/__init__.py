@@ -1,0 +1,1 @@
+"""TEE backends behind one protocol (`enclave.tee.base.TeeBackend`)."""
