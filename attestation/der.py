@@ -1,14 +1,17 @@
-"""A minimal strict DER reader: definite, minimally encoded lengths, bounds-checked.
+"""A minimal strict DER reader (definite, minimally encoded lengths, bounds-checked) and the
+matching writer.
 
 Used where `cryptography` has already parsed the structure but we need the exact received bytes
 (a CRL's TBSCertList for its signature) or an extension it does not know (Intel's SGX
-extensions). `DerError` carries what is wrong; callers turn it into their own typed error.
+extensions, which the simulated TEE also has to write). `DerError` carries what is wrong;
+callers turn it into their own typed error.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BIT_STRING",
+    "BOOLEAN",
     "ENUMERATED",
     "INTEGER",
     "OCTET_STRING",
@@ -18,7 +21,15 @@ __all__ = [
     "tlv",
 ]
 
-INTEGER, BIT_STRING, OCTET_STRING, OID, ENUMERATED, SEQUENCE = 0x02, 0x03, 0x04, 0x06, 0x0A, 0x30
+BOOLEAN, INTEGER, BIT_STRING, OCTET_STRING, OID, ENUMERATED, SEQUENCE = (
+    0x01,
+    0x02,
+    0x03,
+    0x04,
+    0x06,
+    0x0A,
+    0x30,
+)
 
 
 class DerError(ValueError):
@@ -44,3 +55,33 @@ def tlv(data: bytes, pos: int, limit: int) -> tuple[int, int, int]:
     if limit - pos < length:
         raise DerError("truncated value")
     return tag, pos, pos + length
+
+
+def encode(tag: int, content: bytes) -> bytes:
+    """One DER TLV with a minimal definite length."""
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def encode_uint(value: int, tag: int = INTEGER) -> bytes:
+    """A non-negative INTEGER (or ENUMERATED) in minimal two's-complement form."""
+    if value < 0:
+        raise ValueError("only non-negative integers are encoded")
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return encode(tag, body)
+
+
+def encode_oid(dotted: str) -> bytes:
+    arcs = [int(a) for a in dotted.split(".")]
+    body = bytearray([40 * arcs[0] + arcs[1]])
+    for arc in arcs[2:]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body.extend(reversed(chunk))
+    return encode(OID, bytes(body))

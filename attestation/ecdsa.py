@@ -5,11 +5,14 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from attestation.errors import SignatureError
 
-__all__ = ["verify_raw_ecdsa"]
+__all__ = ["sign_raw_ecdsa", "verify_raw_ecdsa"]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
@@ -25,3 +28,9 @@ def verify_raw_ecdsa(
         key.verify(encode_dss_signature(r, s), data, _ECDSA)
     except InvalidSignature:
         raise SignatureError(check, message) from None
+
+
+def sign_raw_ecdsa(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+    """ECDSA-P256/SHA-256 over `data` in DCAP's wire form (a simulated TEE signs like this)."""
+    r, s = decode_dss_signature(key.sign(data, _ECDSA))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")

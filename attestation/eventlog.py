@@ -19,8 +19,11 @@ from attestation.errors import EventLogError
 __all__ = [
     "AGENT_EVENT",
     "RUNTIME_EVENT_TYPE",
+    "AgentMeasurement",
     "RuntimeEvent",
     "agent_event",
+    "agent_events",
+    "check_rtmrs",
     "events_from_json",
     "events_to_json",
     "extend",
@@ -96,6 +99,80 @@ def replay(
             )
         registers[event.imr] = extend(registers[event.imr], event.digest)
     return registers[0], registers[1], registers[2], registers[3]
+
+
+def check_rtmrs(
+    events: Iterable[RuntimeEvent],
+    rtmrs: Sequence[bytes],
+    *,
+    initial: Sequence[bytes] | None = None,
+) -> None:
+    """Replay `events` and compare with the quoted RTMR0-3 (`TdReport10.rtmrs`).
+
+    Raises `EventLogError` naming the first RTMR whose replayed value differs, with both values'
+    hex prefixes, or any error `replay` raises."""
+    if len(rtmrs) != 4 or any(len(r) != RTMR_SIZE for r in rtmrs):
+        raise EventLogError("quoted RTMR values must be four 48-byte registers")
+    for index, (replayed, quoted) in enumerate(zip(replay(events, initial), rtmrs, strict=True)):
+        if replayed != quoted:
+            raise EventLogError(
+                f"RTMR{index}: the event log replays to {replayed.hex()[:16]}..., "
+                f"the quote has {quoted.hex()[:16]}..."
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMeasurement:
+    """What an `enclava.agent` event claims: the agent's name, version and 48-byte bundle digest."""
+
+    name: str
+    version: str
+    bundle_digest: bytes
+
+
+def agent_events(events: Iterable[RuntimeEvent]) -> tuple[AgentMeasurement, ...]:
+    """The agent measurements in a runtime event log, in log order.
+
+    Only RTMR3 runtime events named `enclava.agent` count; one whose digest does not match its
+    payload, that sits in another RTMR, or whose payload is not `agent_event`'s JSON object
+    (exactly `digest`, `name`, `version`; no duplicate keys) raises `EventLogError`. This does not
+    replay the log: call `check_rtmrs` for that."""
+    out = []
+    for index, event in enumerate(events):
+        if event.event_type != RUNTIME_EVENT_TYPE or event.event != AGENT_EVENT:
+            continue
+        if event.imr != 3:
+            raise EventLogError(f"event {index}: agent events extend RTMR3, not RTMR{event.imr}")
+        if not event.digest_matches_content:
+            raise EventLogError(f"event {index}: agent event digest does not match its payload")
+        out.append(_agent_measurement(index, event.payload))
+    return tuple(out)
+
+
+def _agent_measurement(index: int, payload: bytes) -> AgentMeasurement:
+    try:
+        body = json.loads(payload, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:
+        raise EventLogError(f"event {index}: agent payload is not JSON: {exc}") from None
+    if not isinstance(body, dict) or set(body) != {"digest", "name", "version"}:
+        raise EventLogError(f"event {index}: agent payload needs exactly digest, name, version")
+    name, version, digest = body["name"], body["version"], body["digest"]
+    if not (isinstance(name, str) and name and isinstance(version, str)):
+        raise EventLogError(f"event {index}: agent name and version must be strings")
+    if not isinstance(digest, str) or not _is_lower_hex(digest, 2 * RTMR_SIZE):
+        raise EventLogError(f"event {index}: agent digest must be 96 lowercase hex digits")
+    return AgentMeasurement(name, version, bytes.fromhex(digest))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def _is_lower_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
 
 
 def events_to_json(events: Iterable[RuntimeEvent]) -> list[dict[str, Any]]:

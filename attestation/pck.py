@@ -12,10 +12,29 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from attestation.der import ENUMERATED, INTEGER, OCTET_STRING, OID, SEQUENCE, DerError, tlv
+from attestation.der import (
+    BOOLEAN,
+    ENUMERATED,
+    INTEGER,
+    OCTET_STRING,
+    OID,
+    SEQUENCE,
+    DerError,
+    encode,
+    encode_oid,
+    encode_uint,
+    tlv,
+)
 from attestation.errors import CertificateError
 
-__all__ = ["SGX_EXTENSIONS_OID", "PckExtensions", "parse_pck_extensions", "pck_ca_type"]
+__all__ = [
+    "SGX_EXTENSIONS_OID",
+    "PckExtensions",
+    "PlatformConfiguration",
+    "encode_pck_extensions",
+    "parse_pck_extensions",
+    "pck_ca_type",
+]
 
 SGX_EXTENSIONS_OID = x509.ObjectIdentifier("1.2.840.113741.1.13.1")
 _PCK_CAS = {"platform": "Intel SGX PCK Platform CA", "processor": "Intel SGX PCK Processor CA"}
@@ -35,6 +54,17 @@ class PckExtensions:
     pce_id: bytes
     fmspc: bytes
     sgx_type: int
+    platform_instance_id: bytes | None = None
+    configuration: PlatformConfiguration | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformConfiguration:
+    """Multi-package platform configuration (Platform CA certificates only)."""
+
+    dynamic_platform: bool
+    cached_keys: bool
+    smt_enabled: bool
 
 
 def pck_ca_type(cert: x509.Certificate) -> str:
@@ -78,7 +108,28 @@ def _parse(raw: bytes) -> PckExtensions:
         pce_id=_octets(raw, entries, (3,), 2, "PCE-ID"),
         fmspc=_octets(raw, entries, (4,), 6, "FMSPC"),
         sgx_type=_uint(raw, entries, (5,), ENUMERATED),
+        platform_instance_id=(
+            _octets(raw, entries, (6,), 16, "PlatformInstanceID") if (6,) in entries else None
+        ),
+        configuration=_configuration(raw, entries) if (7,) in entries else None,
     )
+
+
+def _configuration(raw: bytes, entries: _Entries) -> PlatformConfiguration:
+    tag, start, end = _field(entries, (7,))
+    if tag != SEQUENCE:
+        raise _fail("Configuration is not a SEQUENCE")
+    flags = _entries(raw, start, end)
+    return PlatformConfiguration(
+        *(_boolean(raw, flags, (7, i)) for i in (1, 2, 3))  # dynamic, cached keys, SMT
+    )
+
+
+def _boolean(data: bytes, entries: _Entries, key: tuple[int, ...]) -> bool:
+    found, start, end = _field(entries, key)
+    if found != BOOLEAN or end - start != 1 or data[start] not in (0x00, 0xFF):
+        raise _fail(f"{_PREFIX}.{'.'.join(map(str, key))} is not a DER BOOLEAN")
+    return data[start] == 0xFF
 
 
 _Entries = dict[tuple[int, ...], tuple[int, int, int]]
@@ -131,3 +182,42 @@ def _octets(data: bytes, entries: _Entries, key: tuple[int, ...], size: int, nam
     if found != OCTET_STRING or end - start != size:
         raise _fail(f"{name} must be an OCTET STRING of {size} bytes")
     return data[start:end]
+
+
+def encode_pck_extensions(ext: PckExtensions) -> bytes:
+    """The DER value of the SGX extension for `ext` (the inverse of `parse_pck_extensions`), as a
+    simulated platform's PCK certificate carries it."""
+    if len(ext.tcb_components) != 16:
+        raise ValueError("a PCK certificate carries exactly 16 TCB components")
+
+    def entry(suffix: str, value: bytes) -> bytes:
+        return encode(SEQUENCE, encode_oid(_PREFIX + suffix) + value)
+
+    tcb = b"".join(
+        entry(f".2.{i}", encode_uint(svn)) for i, svn in enumerate(ext.tcb_components, 1)
+    )
+    tcb += entry(".2.17", encode_uint(ext.pce_svn))
+    tcb += entry(".2.18", encode(OCTET_STRING, ext.cpu_svn))
+    body = (
+        entry(".1", encode(OCTET_STRING, ext.ppid))
+        + entry(".2", encode(SEQUENCE, tcb))
+        + entry(".3", encode(OCTET_STRING, ext.pce_id))
+        + entry(".4", encode(OCTET_STRING, ext.fmspc))
+        + entry(".5", encode_uint(ext.sgx_type, ENUMERATED))
+    )
+    if ext.platform_instance_id is not None:
+        body += entry(".6", encode(OCTET_STRING, ext.platform_instance_id))
+    if ext.configuration is not None:
+        c = ext.configuration
+        flags = (c.dynamic_platform, c.cached_keys, c.smt_enabled)
+        body += entry(
+            ".7",
+            encode(
+                SEQUENCE,
+                b"".join(
+                    entry(f".7.{i}", encode(BOOLEAN, b"\xff" if on else b"\x00"))
+                    for i, on in enumerate(flags, 1)
+                ),
+            ),
+        )
+    return encode(SEQUENCE, body)

@@ -275,8 +275,13 @@ class ChainValidator:
         if key not in self._crl_signatures:
             self._crl_signatures[key] = _ecdsa_valid(issuer.public_key(), crl)
         if not self._crl_signatures[key]:
+            where = (
+                f"the pinned {self._anchor.label}: the collateral chains to another root"
+                if issuer == self._anchor.certificate
+                else "the certificate on the path"
+            )
             raise CertificateError(
-                check, f"CRL of {crl.issuer.rfc4514_string()} is not signed by its issuer"
+                check, f"CRL of {crl.issuer.rfc4514_string()} is not signed by its issuer, {where}"
             )
 
 
