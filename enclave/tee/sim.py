@@ -49,11 +49,11 @@ from attestation.quote_encode import (
     encode_quote,
     encode_report,
 )
-from enclave.errors import SealingError
+from enclave.errors import SealingError, TeeUnavailableError
 from enclave.tee.base import check_report_data
 from enclave.tee.sim_authority import CollateralTerms, Issued, SimAuthority, TdxPlatformTcb
 
-__all__ = ["SimulatedTdx"]
+__all__ = ["SimulatedTdx", "load_trust_anchor"]
 
 STATE_FILE = "sim-machine.json"
 DEFAULT_IMAGE = "enclava-sim-image-v1"
@@ -274,6 +274,17 @@ _HEADER = QuoteHeader(
     qe_vendor_id=INTEL_QE_VENDOR_ID,
     user_data=hashlib.sha256(b"enclava simulated QE").digest()[:16] + bytes(4),
 )
+
+
+def load_trust_anchor(state_dir: Path) -> TrustAnchor:
+    """The root of the simulated machine persisted in `state_dir` (without creating one)."""
+    path = state_dir / STATE_FILE
+    try:
+        return _Machine.from_state(json.loads(path.read_text())).authority.trust_anchor
+    except FileNotFoundError:
+        raise TeeUnavailableError(f"no simulated machine in {state_dir}") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SealingError(f"simulator state {path} is unreadable: {exc}") from None
 
 
 def _load_or_create(state_dir: Path | None, now: datetime) -> _Machine:
