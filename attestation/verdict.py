@@ -53,7 +53,7 @@ class Verdict:
             "accepted": self.accepted,
             "tcb_status": str(vq.tcb_status) if vq else None,
             "advisory_ids": list(vq.advisory_ids) if vq else [],
-            "tee": vq.tee if vq else None,
+            "tee": ("simulated" if vq.simulated else vq.tee) if vq else None,
             "quote_version": vq.quote.header.version if vq else None,
             "fmspc": vq.fmspc if vq else None,
             "measurements": vq.measurements if vq else {},

@@ -6,11 +6,11 @@ Exit status everywhere: 0 accepted / success, 1 rejected (verification or policy
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,7 +20,11 @@ from attestation.errors import AttestationError
 from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
 from attestation.quote import decode_quote_file
 from attestation.verdict import Verdict, explain_quote
-from enclava import render
+from enclava import config, render
+from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
+from enclava.tee_commands import quote, sim_app
+from enclave.errors import EnclaveError
+from enclave.tee.sim import load_trust_anchor
 
 app = typer.Typer(
     help="Enclava: attested AI agents on TEEs, verifiable from the command line.",
@@ -28,21 +32,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
-EXIT_ACCEPTED, EXIT_REJECTED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class _BadInputError(Exception):
-    """Input the command cannot use; becomes exit status 2 with a typed error."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
 
 @app.callback()
 def _main() -> None:
     """Enclava command line."""
+
+
+app.command()(quote)
+app.add_typer(sim_app, name="sim")
 
 
 @app.command()
@@ -66,6 +63,15 @@ def verify(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Collateral cache directory for --pccs / Intel PCS.")
     ] = None,
+    allow_simulated: Annotated[
+        bool,
+        typer.Option(
+            help="Accept a simulated TEE: trust the local simulator's root unless --root is given."
+        ),
+    ] = False,
+    state: Annotated[
+        Path | None, typer.Option(help="State directory of the local simulator.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy."""
@@ -73,10 +79,12 @@ def verify(
     now = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
     try:
         if collateral is not None and pccs is not None:
-            raise _BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
+            raise BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
         raw = _read_quote(quote)
         loaded_policy = Policy.from_file(policy) if policy else Policy()
-        anchor = _anchor(root)
+        if allow_simulated:
+            loaded_policy = dataclasses.replace(loaded_policy, allow_simulated=True)
+        anchor = _anchor(root, simulated=allow_simulated, state=state)
         coll = (
             _read_collateral(collateral)
             if collateral is not None
@@ -85,10 +93,10 @@ def verify(
         verdict = explain_quote(
             raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
         )
-    except _BadInputError as exc:
-        _fail(console, as_json, exc.code, exc.message)
-    except AttestationError as exc:
-        _fail(console, as_json, exc.code, exc.message)
+    except BadInputError as exc:
+        fail(as_json, exc.code, exc.message)
+    except (AttestationError, EnclaveError) as exc:
+        fail(as_json, exc.code, exc.message)
     _emit(console, verdict, quote, as_json)
     raise typer.Exit(_exit_code(verdict))
 
@@ -107,7 +115,7 @@ def demo(
     try:
         rows = verify_samples(samples)
     except OSError as exc:
-        _fail(console, as_json, "bad_input", f"cannot read samples: {exc}")
+        fail(as_json, "bad_input", f"cannot read samples: {exc}")
     if as_json:
         print(json.dumps({name: v.to_dict() for name, v in rows}, sort_keys=True))
     else:
@@ -118,7 +126,7 @@ def _read_quote(path: Path) -> bytes:
     try:
         return decode_quote_file(path.read_bytes())
     except OSError as exc:
-        raise _BadInputError(
+        raise BadInputError(
             "unreadable_input", f"cannot read quote file {path}: {exc.strerror}"
         ) from None
 
@@ -127,29 +135,30 @@ def _read_collateral(path: Path) -> Collateral:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise _BadInputError(
+        raise BadInputError(
             "unreadable_input", f"cannot read collateral file {path}: {exc}"
         ) from None
     return Collateral.from_json(text)
 
 
 def _fetch_collateral(
-    raw: bytes, base_url: str | None, cache_dir: Path | None, now: datetime
+    raw: bytes, base_url: str | None, cache: Path | None, now: datetime
 ) -> Collateral:
     """From a PCCS (or Intel PCS by default), through the on-disk cache."""
-    directory = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    cache = CollateralCache(directory if cache_dir else directory / "enclava" / "collateral")
     with PcsClient(base_url or INTEL_PCS_URL) as client:
-        return CachedCollateralSource(client, cache).collateral_for(raw, now=now)
+        source = CachedCollateralSource(client, CollateralCache(config.cache_dir(cache)))
+        return source.collateral_for(raw, now=now)
 
 
-def _anchor(root: Path | None) -> TrustAnchor:
+def _anchor(root: Path | None, *, simulated: bool, state: Path | None) -> TrustAnchor:
+    if root is None and simulated:
+        return load_trust_anchor(config.sim_state_dir(config.state_dir(state)))
     if root is None:
         return TrustAnchor.intel()
     try:
         data = root.read_bytes()
     except OSError as exc:
-        raise _BadInputError(
+        raise BadInputError(
             "unreadable_input", f"cannot read root {root}: {exc.strerror}"
         ) from None
     return TrustAnchor.from_bytes(data, f"custom root ({root.name})")
@@ -166,13 +175,3 @@ def _emit(console: Console, verdict: Verdict, quote: Path, as_json: bool) -> Non
         print(json.dumps(verdict.to_dict(), sort_keys=True))
     else:
         render.verdict(console, verdict, quote.name)
-
-
-def _fail(console: Console, as_json: bool, code: str, message: str) -> NoReturn:
-    """Report unusable input and exit 2 (never a traceback)."""
-    if as_json:
-        doc = {"verified": False, "accepted": False, "reasons": [message]}
-        print(json.dumps({**doc, "error": {"code": code, "message": message}}, sort_keys=True))
-    else:
-        Console(stderr=True, highlight=False).print(f"[bold red]error[/] ({code}): {message}")
-    raise typer.Exit(EXIT_BAD_INPUT)

@@ -21,10 +21,12 @@ def verdict(console: Console, v: Verdict, name: str) -> None:
     vq = v.verified_quote
     if vq is not None:
         header = vq.quote.header
+        tee = f"simulated ({vq.tee.upper()})" if vq.simulated else vq.tee.upper()
         console.print(
-            f"[bold]{name}[/]: {vq.tee.upper()} quote v{header.version}, "
-            f"{vq.quote.size} bytes, sha256 {vq.quote_sha256[:16]}…"
+            f"[bold]{name}[/]: quote v{header.version}, {vq.quote.size} bytes, "
+            f"sha256 {vq.quote_sha256[:16]}…"
         )
+        console.print(f"tee:         [bold]{tee}[/]")
     else:
         console.print(f"[bold]{name}[/]")
     checks = Table(title="DCAP checks", show_lines=False)

@@ -1,0 +1,32 @@
+"""How every command ends: exit codes, and unusable input reported without a traceback."""
+
+from __future__ import annotations
+
+import json
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+__all__ = ["EXIT_ACCEPTED", "EXIT_BAD_INPUT", "EXIT_REJECTED", "BadInputError", "fail"]
+
+EXIT_ACCEPTED, EXIT_REJECTED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInputError(Exception):
+    """Input a command cannot use; becomes exit status 2 with a typed error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def fail(as_json: bool, code: str, message: str) -> NoReturn:
+    """Report unusable input (`--json`: one object with `error: {code, message}`) and exit 2."""
+    if as_json:
+        doc = {"verified": False, "accepted": False, "reasons": [message]}
+        print(json.dumps({**doc, "error": {"code": code, "message": message}}, sort_keys=True))
+    else:
+        Console(stderr=True, highlight=False).print(f"[bold red]error[/] ({code}): {message}")
+    raise typer.Exit(EXIT_BAD_INPUT)
