@@ -23,7 +23,14 @@ from attestation import Collateral, TrustAnchor
 from attestation.ecdsa import sign_raw_ecdsa
 from attestation.pck import SGX_EXTENSIONS_OID, PckExtensions, encode_pck_extensions
 
-__all__ = ["CollateralTerms", "Issued", "SimAuthority", "TdxPlatformTcb"]
+__all__ = [
+    "CollateralTerms",
+    "Issued",
+    "SimAuthority",
+    "TdxPlatformTcb",
+    "intel_name",
+    "issue",
+]
 
 CA_LIFETIME = timedelta(days=365 * 30)
 COLLATERAL_LIFETIME = timedelta(days=30)  # Intel's TCB info / QE identity / CRL cadence
@@ -78,6 +85,7 @@ def issue(
     ca: bool,
     path_length: int | None = None,
     key: ec.EllipticCurvePrivateKey | None = None,
+    serial: int | None = None,
     extra: Sequence[x509.ExtensionType] = (),
 ) -> Issued:
     """A certificate shaped like Intel's (AKI, SKI, critical key usage and basic constraints);
@@ -100,7 +108,7 @@ def issue(
         .subject_name(subject)
         .issuer_name(issuer.cert.subject if issuer else subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(

@@ -31,10 +31,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
 from attestation import Collateral, TrustAnchor, parse_quote
+from attestation.ecdsa import sign_raw_ecdsa as sign_raw
 from attestation.pck import SGX_EXTENSIONS_OID, pck_ca_type
 from attestation.quote import (
     SGX_REPORT_SIZE,
@@ -45,6 +44,8 @@ from attestation.quote import (
     QeReportCertificationData,
     Quote,
 )
+from attestation.quote_encode import encode_certification_data
+from enclave.tee.sim_authority import Issued, intel_name, issue
 
 __all__ = ["REPORT_SIZES", "CrlSpec", "Evidence", "Issued", "TestPki", "forge", "sign_raw"]
 
@@ -59,39 +60,6 @@ REPORT_SIZES = {
     BodyType.TD_REPORT10: TD_REPORT10_SIZE,
     BodyType.TD_REPORT15: TD_REPORT15_SIZE,
 }
-_ECDSA = ec.ECDSA(hashes.SHA256())
-
-
-def sign_raw(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    """ECDSA-P256/SHA-256 signature in the DCAP wire form: r || s, 32 bytes each, big-endian."""
-    r, s = decode_dss_signature(key.sign(data, _ECDSA))
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-def _name(common_name: str) -> x509.Name:
-    """Intel's distinguished name layout, so that nothing can tell test certificates apart by
-    name: only the keys (the pinned root) differ."""
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "CA"),
-            x509.NameAttribute(NameOID.LOCALITY_NAME, "Santa Clara"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Intel Corporation"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-@dataclass(frozen=True)
-class Issued:
-    """A key and the certificate issued for it."""
-
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-
-    @property
-    def pem(self) -> str:
-        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _issue(
@@ -104,39 +72,17 @@ def _issue(
     serial: int | None = None,
     extra: Sequence[x509.ExtensionType] = (),
 ) -> Issued:
-    """A certificate shaped like Intel's: AKI, SKI, critical key usage and basic constraints.
-    `issuer=None` makes a self-signed root."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    signer = issuer.key if issuer else key
-    usage = x509.KeyUsage(
-        digital_signature=not ca,
-        content_commitment=not ca,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        encipher_only=False,
-        decipher_only=False,
+    """The simulator's Intel-shaped certificate issuance, with a validity window."""
+    return issue(
+        subject,
+        issuer,
+        validity[0],
+        validity[1],
+        ca=ca,
+        path_length=path_length,
+        serial=serial,
+        extra=extra,
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.cert.subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(serial if serial is not None else x509.random_serial_number())
-        .not_valid_before(validity[0])
-        .not_valid_after(validity[1])
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
-    )
-    for ext in extra:
-        builder = builder.add_extension(ext, critical=False)
-    return Issued(key, builder.sign(signer, hashes.SHA256()))
 
 
 @dataclass(frozen=True)
@@ -159,15 +105,18 @@ class TestPki:
         pck_ca_validity: Window = CA_VALIDITY,
         tcb_signing_validity: Window = CA_VALIDITY,
     ) -> None:
-        self.root = _issue(_name("Intel SGX Root CA"), None, root_validity, path_length=1)
+        self.root = _issue(intel_name("Intel SGX Root CA"), None, root_validity, path_length=1)
         self.pck_cas = {
             kind: _issue(
-                _name(f"Intel SGX PCK {kind.title()} CA"), self.root, pck_ca_validity, path_length=0
+                intel_name(f"Intel SGX PCK {kind.title()} CA"),
+                self.root,
+                pck_ca_validity,
+                path_length=0,
             )
             for kind in ("platform", "processor")
         }
         self.tcb_signing = _issue(
-            _name("Intel SGX TCB Signing"), self.root, tcb_signing_validity, ca=False
+            intel_name("Intel SGX TCB Signing"), self.root, tcb_signing_validity, ca=False
         )
 
     @property
@@ -267,7 +216,7 @@ def forge(
     )[1:]
     qe_part = _qe_report_part(qe_block, public, pck, chain, edit_qe_report)
     if parsed.header.version >= 4:
-        qe_part = _certification_data(CertificationDataType.QE_REPORT, qe_part)
+        qe_part = encode_certification_data(CertificationDataType.QE_REPORT, qe_part)
     signature_data = sign_raw(attestation_key, signed) + public + qe_part
     forged = signed + struct.pack("<I", len(signature_data)) + signature_data
     return Evidence(
@@ -316,12 +265,8 @@ def _qe_report_part(
         + sign_raw(pck.key, bytes(report))
         + struct.pack("<H", len(auth))
         + auth
-        + _certification_data(CertificationDataType.PCK_CERT_CHAIN, chain.encode() + b"\x00")
+        + encode_certification_data(CertificationDataType.PCK_CERT_CHAIN, chain.encode() + b"\x00")
     )
-
-
-def _certification_data(cert_type: int, data: bytes) -> bytes:
-    return struct.pack("<HI", cert_type, len(data)) + data
 
 
 def _collateral(
