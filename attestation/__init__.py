@@ -8,6 +8,8 @@ Verification is pure: the time, the collateral and the trust anchor are passed i
     decision = Policy().evaluate(verified, now=now)
 """
 
+from attestation.binding import check_worker_report_data, worker_report_data
+from attestation.ccel import CcelLog, parse_ccel
 from attestation.collateral import Collateral, QeIdentity, TcbInfo
 from attestation.errors import (
     AttestationError,
@@ -16,6 +18,7 @@ from attestation.errors import (
     CollateralExpiredError,
     CollateralFormatError,
     CollateralSourceError,
+    EventLogError,
     IdentityMismatchError,
     PolicyFormatError,
     QuoteFormatError,
@@ -24,6 +27,14 @@ from attestation.errors import (
     TcbError,
     UnsupportedQuoteError,
     VerificationError,
+)
+from attestation.eventlog import (
+    AgentMeasurement,
+    RuntimeEvent,
+    agent_event,
+    agent_events,
+    check_rtmrs,
+    replay,
 )
 from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
 from attestation.pki import TrustAnchor
@@ -35,15 +46,18 @@ from attestation.verify import CHECKS, QuoteVerifier, VerifiedQuote, verify_quot
 __all__ = [
     "CHECKS",
     "INTEL_PCS_URL",
+    "AgentMeasurement",
     "AttestationError",
     "BindingError",
     "CachedCollateralSource",
+    "CcelLog",
     "CertificateError",
     "Collateral",
     "CollateralCache",
     "CollateralExpiredError",
     "CollateralFormatError",
     "CollateralSourceError",
+    "EventLogError",
     "IdentityMismatchError",
     "PcsClient",
     "Policy",
@@ -54,6 +68,7 @@ __all__ = [
     "QuoteFormatError",
     "QuoteVerifier",
     "RevokedError",
+    "RuntimeEvent",
     "SignatureError",
     "TcbError",
     "TcbInfo",
@@ -62,6 +77,13 @@ __all__ = [
     "UnsupportedQuoteError",
     "VerificationError",
     "VerifiedQuote",
+    "agent_event",
+    "agent_events",
+    "check_rtmrs",
+    "check_worker_report_data",
+    "parse_ccel",
     "parse_quote",
+    "replay",
     "verify_quote",
+    "worker_report_data",
 ]

@@ -158,7 +158,7 @@ def _agent_measurement(index: int, payload: bytes) -> AgentMeasurement:
         raise EventLogError(f"event {index}: agent payload needs exactly digest, name, version")
     name, version, digest = body["name"], body["version"], body["digest"]
     if not (isinstance(name, str) and name and isinstance(version, str)):
-        raise EventLogError(f"event {index}: agent name and version must be strings")
+        raise EventLogError(f"event {index}: agent name must be non-empty text, version text")
     if not isinstance(digest, str) or not _is_lower_hex(digest, 2 * RTMR_SIZE):
         raise EventLogError(f"event {index}: agent digest must be 96 lowercase hex digits")
     return AgentMeasurement(name, version, bytes.fromhex(digest))
