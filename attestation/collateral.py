@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from attestation import safejson
 from attestation.errors import CollateralFormatError
 from attestation.tcb import TcbStatus
 
@@ -64,8 +65,8 @@ class Collateral:
         """Load dcap-qvl / PCCS `QuoteCollateralV3` JSON (CRLs and signatures in hex; CRLs may
         also be PEM text)."""
         try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError) as exc:
+            doc = safejson.loads(text)
+        except ValueError as exc:
             raise CollateralFormatError(f"collateral is not JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise CollateralFormatError("collateral JSON must be an object")
@@ -238,8 +239,8 @@ def _crl_bytes(value: str, name: str) -> bytes:
 
 def _json_object(text: str, where: str) -> dict[str, Any]:
     try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        doc = safejson.loads(text)
+    except ValueError as exc:
         raise CollateralFormatError(f"{where} is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise CollateralFormatError(f"{where} must be a JSON object")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from attestation import safejson
 from attestation.errors import EventLogError
 
 __all__ = [
@@ -151,8 +152,8 @@ def agent_events(events: Iterable[RuntimeEvent]) -> tuple[AgentMeasurement, ...]
 
 def _agent_measurement(index: int, payload: bytes) -> AgentMeasurement:
     try:
-        body = json.loads(payload, object_pairs_hook=_unique_keys)
-    except (ValueError, RecursionError) as exc:
+        body = safejson.loads(payload, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
         raise EventLogError(f"event {index}: agent payload is not JSON: {exc}") from None
     if not isinstance(body, dict) or set(body) != {"digest", "name", "version"}:
         raise EventLogError(f"event {index}: agent payload needs exactly digest, name, version")

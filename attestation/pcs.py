@@ -30,6 +30,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from attestation import safejson
 from attestation.collateral import Collateral, parse_qe_identity, parse_tcb_info
 from attestation.errors import AttestationError, CollateralFormatError, CollateralSourceError
 from attestation.pck import parse_pck_extensions, pck_ca_type
@@ -218,7 +219,7 @@ def _signed_body(
     except CollateralFormatError as exc:
         raise CollateralFormatError(f"GET {url}: {exc.message}") from None
     try:
-        return body, bytes.fromhex(json.loads(signature))
+        return body, bytes.fromhex(safejson.loads(signature))
     except (TypeError, ValueError):
         raise CollateralFormatError(f"GET {url}: 'signature' is not a hex string") from None
 

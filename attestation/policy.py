@@ -11,7 +11,6 @@ Policy files are TOML or JSON with the field names of `Policy`; hex values as st
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from attestation import safejson
 from attestation.errors import PolicyFormatError
 from attestation.quote import SgxReportBody, TdReport10, TdReport15
 from attestation.tcb import TcbStatus
@@ -90,7 +90,7 @@ class Policy:
         except OSError as exc:
             raise PolicyFormatError(f"cannot read policy file {p}: {exc.strerror}") from None
         try:
-            doc = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+            doc = tomllib.loads(text) if p.suffix == ".toml" else safejson.loads(text)
         except ValueError as exc:
             raise PolicyFormatError(f"policy file {p} is not valid: {exc}") from None
         if not isinstance(doc, dict):
