@@ -16,9 +16,10 @@ from pathlib import Path
 
 from enclave.errors import TeeUnavailableError
 from enclave.tee.base import TeeBackend
+from enclave.tee.device_files import DeviceFiles
 from enclave.tee.dstack import DEFAULT_DSTACK_SOCKETS, DstackTdx
 from enclave.tee.sgx import DEFAULT_ATTESTATION_ROOT, GramineSgx
-from enclave.tee.tdx import DEFAULT_MEASUREMENTS, DEFAULT_TSM_REPORT_ROOT, DeviceFiles, LinuxTdx
+from enclave.tee.tdx import DEFAULT_MEASUREMENTS, DEFAULT_TSM_REPORT_ROOT, LinuxTdx
 
 __all__ = ["BACKEND_NAMES", "detect"]
 

@@ -25,8 +25,14 @@ from attestation import safejson
 from attestation.errors import EventLogError
 from attestation.eventlog import RuntimeEvent, events_from_json
 from enclave.errors import TeeProtocolError, TeeUnavailableError
-from enclave.tee.base import REPORT_DATA_SIZE, check_report_data
-from enclave.tee.tdx import RTMR_SIZE, RUNTIME_IMR, check_quote, check_runtime_event
+from enclave.tee.base import (
+    REPORT_DATA_SIZE,
+    RTMR_SIZE,
+    RUNTIME_IMR,
+    check_quote,
+    check_report_data,
+    check_runtime_event,
+)
 
 __all__ = ["DEFAULT_DSTACK_SOCKETS", "DstackTdx", "parse_event_log"]
 

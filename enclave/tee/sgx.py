@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from attestation.eventlog import RuntimeEvent
 from enclave.errors import TeeProtocolError, TeeUnavailableError
-from enclave.tee.base import check_report_data
-from enclave.tee.tdx import DeviceFiles, check_quote
+from enclave.tee.base import check_quote, check_report_data
+from enclave.tee.device_files import DeviceFiles
 
 __all__ = ["DEFAULT_ATTESTATION_ROOT", "GramineSgx"]
 

@@ -50,7 +50,7 @@ from attestation.quote_encode import (
     encode_report,
 )
 from enclave.errors import SealingError, TeeUnavailableError
-from enclave.tee.base import check_report_data
+from enclave.tee.base import check_report_data, check_runtime_event
 from enclave.tee.sim_authority import CollateralTerms, Issued, SimAuthority, TdxPlatformTcb
 
 __all__ = ["SimulatedTdx", "load_trust_anchor"]
@@ -191,8 +191,8 @@ class SimulatedTdx:
         return encode_quote(signed, sign_raw_ecdsa(m.attestation_key, signed), key, qe_block, 4)
 
     def extend_rtmr(self, event: RuntimeEvent) -> None:
-        if not 0 <= event.imr <= 3 or len(event.digest) != 48:
-            raise ValueError("an RTMR event extends RTMR0-3 with a 48-byte digest")
+        """Like the real backends: RTMR3 only, runtime events whose digest fits their content."""
+        check_runtime_event(event)
         self._rtmrs[event.imr] = extend(self._rtmrs[event.imr], event.digest)
         self._events.append(event)
 

@@ -26,90 +26,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from attestation.errors import QuoteFormatError
-from attestation.eventlog import RUNTIME_EVENT_TYPE, RuntimeEvent, extend
-from attestation.quote import HEADER_SIZE, parse_quote
+from attestation.eventlog import RuntimeEvent, extend
 from enclave.errors import TeeProtocolError, TeeUnavailableError
-from enclave.tee.base import check_report_data
+from enclave.tee.base import RTMR_SIZE, check_quote, check_report_data, check_runtime_event
+from enclave.tee.device_files import DeviceFiles
 
-__all__ = [
-    "DEFAULT_MEASUREMENTS",
-    "DEFAULT_TSM_REPORT_ROOT",
-    "TDX_PROVIDER",
-    "DeviceFiles",
-    "LinuxTdx",
-    "check_quote",
-    "check_runtime_event",
-]
+__all__ = ["DEFAULT_MEASUREMENTS", "DEFAULT_TSM_REPORT_ROOT", "TDX_PROVIDER", "LinuxTdx"]
 
 DEFAULT_TSM_REPORT_ROOT = Path("/sys/kernel/config/tsm/report")
 DEFAULT_MEASUREMENTS = Path("/sys/devices/virtual/misc/tdx_guest/measurements")
 TDX_PROVIDER = "tdx_guest"
-RTMR_SIZE = 48
-RUNTIME_IMR = 3
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-
-class DeviceFiles:
-    """The file operations TEE backends perform on configfs, sysfs and Gramine pseudo-files.
-
-    Those file systems act on every operation (mkdir populates a report entry, a write to
-    `inblob` bumps `generation`, rmdir removes a populated entry); a plain directory does not.
-    Tests subclass this to add those effects over a temporary directory, calling these methods
-    for the real I/O. Each write is one `write(2)` at offset 0, as sysfs binary attributes
-    require; a short write raises `OSError`."""
-
-    def mkdir(self, path: Path) -> None:
-        path.mkdir(mode=0o700)
-
-    def rmdir(self, path: Path) -> None:
-        path.rmdir()
-
-    def read(self, path: Path) -> bytes:
-        return path.read_bytes()
-
-    def write(self, path: Path, data: bytes) -> None:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            written = os.write(fd, data)
-        finally:
-            os.close(fd)
-        if written != len(data):
-            raise OSError(errno.EIO, f"short write ({written} of {len(data)} bytes)", str(path))
-
-
-def check_quote(raw: bytes, report_data: bytes, *, tee: str, source: str) -> bytes:
-    """`raw` if it parses as a DCAP quote of `tee` ("tdx" or "sgx") whose REPORTDATA is
-    `report_data`; `TeeProtocolError` naming `source` otherwise. Catches truncated answers and a
-    concurrent writer that swapped the REPORTDATA. Signatures are not checked here: that is the
-    verifier's job."""
-    if len(raw) < HEADER_SIZE:
-        raise TeeProtocolError(f"{source} returned {len(raw)} bytes, less than a quote header")
-    try:
-        quote = parse_quote(raw)
-    except QuoteFormatError as exc:
-        raise TeeProtocolError(f"{source} returned a malformed quote: {exc.message}") from None
-    if quote.tee != tee:
-        raise TeeProtocolError(f"{source} returned a {quote.tee} quote, expected {tee}")
-    if quote.report.report_data != report_data:
-        raise TeeProtocolError(
-            f"{source} returned a quote over other REPORTDATA (a racing writer?)"
-        )
-    return raw
-
-
-def check_runtime_event(event: RuntimeEvent) -> RuntimeEvent:
-    """A worker only extends RTMR3, only with dstack runtime events whose digest is the one their
-    name and payload give; `ValueError` otherwise (a caller bug)."""
-    if event.imr != RUNTIME_IMR:
-        raise ValueError(f"runtime events extend RTMR{RUNTIME_IMR}, not RTMR{event.imr}")
-    if event.event_type != RUNTIME_EVENT_TYPE or not event.event:
-        raise ValueError("only named runtime events (type 0x08000001) may be extended")
-    if len(event.digest) != RTMR_SIZE or not event.digest_matches_content:
-        raise ValueError(f"event {event.event!r}: digest does not match its name and payload")
-    return event
 
 
 class LinuxTdx:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from attestation.quote import TdReport10, parse_quote
-from enclave.tee.tdx import DeviceFiles
+from enclave.tee.device_files import DeviceFiles
 from tests.samples import read_quote
 
 TDX_QUOTE = read_quote("dcapqvl_tdx_v4_quote.bin")
