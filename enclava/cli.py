@@ -21,6 +21,7 @@ from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCac
 from attestation.quote import decode_quote_file
 from attestation.verdict import Verdict, explain_quote
 from enclava import config, render
+from enclava.demo import simulated_worker, verify_samples
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import quote, sim_app
 from enclave.errors import EnclaveError
@@ -109,11 +110,9 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Verify every real sample quote at its collateral's time and print the verdict table."""
-    from enclava.demo import verify_samples
-
     console = Console(highlight=False)
     try:
-        rows = verify_samples(samples)
+        rows = [*verify_samples(samples), simulated_worker(datetime.now(UTC))]
     except OSError as exc:
         fail(as_json, "bad_input", f"cannot read samples: {exc}")
     if as_json:

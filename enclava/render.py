@@ -60,7 +60,9 @@ def verdict(console: Console, v: Verdict, name: str) -> None:
 
 
 def sample_table(console: Console, rows: Sequence[tuple[str, Verdict]]) -> None:
-    table = Table(title="Real DCAP samples, verified at their collateral's time")
+    table = Table(
+        title="DCAP verdicts: real samples at their collateral's time; this machine's worker"
+    )
     for column in (
         "quote",
         "TEE",
@@ -76,7 +78,7 @@ def sample_table(console: Console, rows: Sequence[tuple[str, Verdict]]) -> None:
         vq = v.verified_quote
         table.add_row(
             name,
-            vq.tee.upper() if vq else "-",
+            (f"{vq.tee.upper()} (sim)" if vq.simulated else vq.tee.upper()) if vq else "-",
             str(vq.quote.header.version) if vq else "-",
             "yes" if v.verified else "[red]no[/]",
             str(vq.tcb_status) if vq else "-",

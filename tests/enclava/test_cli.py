@@ -145,7 +145,9 @@ def test_demo_verifies_every_sample() -> None:
     result = runner.invoke(app, ["demo", "--samples", str(SAMPLES), "--json"])
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
-    assert len(doc) == 7
+    assert len(doc) == 8
+    worker = doc["simulated TDX worker (this machine)"]
+    assert worker["accepted"] is True and worker["tee"] == "simulated"
     assert doc["dcapqvl_tdx_v4_quote.bin"]["accepted"] is True
     assert doc["dcapqvl_tappd_tdx_v4_quote.hex"]["verified"] is False
 
