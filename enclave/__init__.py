@@ -1,1 +1,3 @@
-"""enclave package (see DESIGN.md); built in later issues."""
+"""The TEE worker runtime: TEE backends (`enclave.tee`), the enclave's identity keys
+(`enclave.keys`), and the encryption envelope callers use to reach it (`enclave.envelope`).
+The chain worker loop and the HTTP gateway come with the end-to-end issue."""
