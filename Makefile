@@ -1,14 +1,15 @@
-# `make test` and `make demo` set everything up themselves (a fresh clone needs only python3).
+# `make test` and `make demo` set everything up themselves (a fresh clone needs python3 and npm).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint unit demo bench clean
+.PHONY: setup test lint unit demo bench bench-gas clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
+	npm ci --no-audit --no-fund
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -31,5 +32,8 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/verify.py
 
+bench-gas: setup
+	$(BIN)/python bench/gas.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
