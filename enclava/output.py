@@ -22,11 +22,14 @@ class BadInputError(Exception):
         self.message = message
 
 
-def fail(as_json: bool, code: str, message: str) -> NoReturn:
-    """Report unusable input (`--json`: one object with `error: {code, message}`) and exit 2."""
+def fail(
+    as_json: bool, code: str, message: str, *, fields: dict[str, object] | None = None
+) -> NoReturn:
+    """Report unusable input and exit 2. `--json`: one object with `error: {code, message}` and
+    any command-specific `fields` (e.g. `verify`'s verified/accepted/reasons)."""
     if as_json:
-        doc = {"verified": False, "accepted": False, "reasons": [message]}
-        print(json.dumps({**doc, "error": {"code": code, "message": message}}, sort_keys=True))
+        doc = {**(fields or {}), "error": {"code": code, "message": message}}
+        print(json.dumps(doc, sort_keys=True))
     else:
         Console(stderr=True, highlight=False).print(f"[bold red]error[/] ({code}): {message}")
     raise typer.Exit(EXIT_BAD_INPUT)

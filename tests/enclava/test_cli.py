@@ -210,3 +210,23 @@ def test_unreachable_pccs_exits_2_with_collateral_unavailable(tmp_path: Path) ->
     )
     assert result.exit_code == 2
     assert json.loads(result.stdout)["error"]["code"] == "collateral_unavailable"
+
+
+def test_measure_prints_the_bundle_digest_reproducibly(tmp_path: Path) -> None:
+    import shutil
+
+    from agents.builtin import builtin_bundle
+
+    copy = tmp_path / "embed"
+    shutil.copytree(builtin_bundle("embed"), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    first = runner.invoke(app, ["measure", str(builtin_bundle("embed"))])
+    second = runner.invoke(app, ["measure", str(copy), "--json"])
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert len(first.stdout.strip()) == 96
+    assert json.loads(second.stdout)["measurement"] == first.stdout.strip()
+
+
+def test_measure_of_a_missing_bundle_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["measure", str(tmp_path / "none"), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "bundle_invalid"
