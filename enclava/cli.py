@@ -23,6 +23,7 @@ from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCac
 from attestation.quote import decode_quote_file
 from attestation.verdict import Verdict, explain_quote
 from enclava import config, render
+from enclava.attest_commands import attest_app
 from enclava.demo import simulated_worker, verify_samples
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import quote, sim_app
@@ -43,6 +44,7 @@ def _main() -> None:
 
 app.command()(quote)
 app.add_typer(sim_app, name="sim")
+app.add_typer(attest_app, name="attest")
 
 
 @app.command()

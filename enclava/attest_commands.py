@@ -1,0 +1,60 @@
+"""`enclava attest serve`: run the attestation service (see `attestation.service`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from attestation.service import ServiceSettings, backend_attestor, create_app, simulator_domain
+from attestation.service.server import load_keys, serve
+from enclava import config
+from enclava.output import fail
+from enclave.tee.sim import SimulatedTdx
+
+attest_app = typer.Typer(help="The attestation service.", no_args_is_help=True)
+
+
+@attest_app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="Service config (TOML or JSON).")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option(help="Signing keys (JWT ES256 + EIP-712 secp256k1).")
+    ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(help="Development mode: trust this machine's simulated TEE (never in prod)."),
+    ] = False,
+    state: Annotated[
+        Path | None, typer.Option(help="State directory of the local simulator (with --dev).")
+    ] = None,
+) -> None:
+    """Serve POST /v1/verify, tokens, EIP-712 verdicts, JWKS, metrics until interrupted."""
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "config_file": config_file,
+        "key_file": key_file,
+        "dev": dev or None,
+    }
+    try:
+        settings = ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
+        keys = load_keys(settings)
+    except ValueError as exc:
+        fail(False, "bad_configuration", str(exc))
+    domains, attestor = [], None
+    if settings.dev:
+        sim = SimulatedTdx(config.sim_state_dir(config.state_dir(state)), now=datetime.now(UTC))
+        domains, attestor = [simulator_domain(sim)], backend_attestor(sim)
+    serve(
+        settings,
+        lambda: create_app(settings, signing=keys, self_attestation=attestor, dev_domains=domains),
+    )
