@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_typing import HexStr
 from eth_utils.abi import event_abi_to_log_topic
-from hexbytes import HexBytes
 from web3.contract import Contract
 
 from contracts.chain import Chain
@@ -73,7 +73,7 @@ class EventReader:
                     "address": self._contract.address,
                     "fromBlock": self.cursor,
                     "toBlock": last,
-                    "topics": [[HexBytes(topic) for topic in self._events]],
+                    "topics": [[HexStr("0x" + topic.hex()) for topic in self._events]],
                 }
             )
         except ChainUnavailableError:

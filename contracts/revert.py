@@ -42,7 +42,10 @@ class RevertDecoder:
                     self._errors[keccak(text=signature)[:4]] = (str(entry["name"]), types)
 
     def decode(self, data: bytes | str | None) -> RevertError:
-        raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else (data or b"")
+        try:
+            raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else (data or b"")
+        except ValueError:
+            return RevertError("", (), f"undecodable revert data {data!r}")
         selector, body = raw[:4], raw[4:]
         try:
             if selector == _ERROR_STRING:
@@ -54,6 +57,6 @@ class RevertDecoder:
             if selector in self._errors:
                 name, types = self._errors[selector]
                 return RevertError(name, tuple(decode(types, body)))
-        except DecodingError as exc:  # malformed revert data from the node
+        except (DecodingError, UnicodeDecodeError) as exc:  # malformed revert data from the node
             return RevertError("", (), f"undecodable revert data {raw.hex()}: {exc}")
         return RevertError("", (), f"unknown revert data 0x{raw.hex()}" if raw else "")
