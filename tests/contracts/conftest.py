@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 
 from contracts.anvil import AnvilNode, find_anvil
 from contracts.chain import EMBEDDED, Chain, connect
@@ -38,17 +39,32 @@ class Stack:
     def now(self) -> int:
         return int(self.chain.w3.eth.get_block("latest")["timestamp"])
 
+    def balance(self, address: str) -> int:
+        """Wei held by `address` (an account or a contract)."""
+        return int(self.chain.w3.eth.get_balance(to_checksum_address(address)))
+
     def register(
         self, worker: LocalAccount, *, measurement: bytes = MEASUREMENT, ttl: int = 86_400
     ) -> None:
+        evidence = self.evidence(worker, measurement=measurement, ttl=ttl)
+        register(self.tx, self.relayer, self.deployment.registry, evidence)
+
+    def evidence(
+        self,
+        worker: LocalAccount,
+        *,
+        measurement: bytes = MEASUREMENT,
+        ttl: int = 86_400,
+        signer: LocalAccount | None = None,
+    ) -> bytes:
+        """A verdict on `worker` expiring `ttl` seconds after the latest block (negative: already
+        expired), signed by `signer` (default: the trusted attestation signer), as evidence."""
         verdict = Verdict(worker.address, measurement, "UpToDate", b"\x22" * 32, self.now() + ttl)
         message = verdict_message(
             verdict, chain_id=self.chain.chain_id, verifier=self.deployment.verifier
         )
-        signature = bytes(self.signer.sign_message(message).signature)
-        register(
-            self.tx, self.relayer, self.deployment.registry, verdict_evidence(verdict, signature)
-        )
+        signature = bytes((signer or self.signer).sign_message(message).signature)
+        return verdict_evidence(verdict, signature)
 
     def sign(
         self,
@@ -82,14 +98,19 @@ def build_stack(chain: Chain) -> Stack:
     return stack
 
 
-@pytest.fixture(scope="session")
-def anvil() -> Iterator[AnvilNode]:
+def require_anvil() -> None:
+    """Skip the calling test when the Anvil binary is missing, except in CI, where it fails."""
     try:
         find_anvil()
     except ToolchainError as exc:
         if "CI" in os.environ:
             raise
         pytest.skip(f"{exc} (CI installs it)")
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[AnvilNode]:
+    require_anvil()
     with AnvilNode() as node:
         yield node
 
