@@ -1,0 +1,117 @@
+"""The gateway's wire protocol, shared by the gateway and its clients. Pure: no I/O, no clock.
+
+Signed responses use the scheme of NEAR AI's private-ml gateway (vllm-proxy)::
+
+    text            = f"{request_sha256}:{response_sha256}"      (64 lowercase hex digits each)
+    signature       = EIP-191 personal_sign(text) by the worker's secp256k1 key (its attested
+                      chain address): 65 bytes r || s || v, sent as "0x" + 130 hex digits
+    request_sha256  = SHA-256 of the exact HTTP request body bytes, as received
+    response_sha256 = SHA-256 of the *signed response document* (invoke) or of the exact HTTP
+                      response body bytes (OpenAI-shaped endpoints)
+
+The signed response document of `POST /v1/agents/{name}/invoke` is the canonical JSON
+(`agents.canonical`: UTF-8, keys sorted, `,`/`:` separators, floats in shortest round-trip form)
+of exactly these keys of the response object::
+
+    {"agent": {"measurement", "name", "programs_digest", "version"}, "id", "output"}     plain
+    {"agent": {"measurement", "name", "programs_digest", "version"}, "id", "envelope"}   encrypted
+
+so it covers the canonical output bytes (`Reply.body`) or the response envelope (base64 text),
+and also names the agent, its bundle measurement and program digest: a relay that routes a
+request to another agent of the same worker is caught. A client recomputes it from the parsed
+response (`signed_document`); agent outputs are already canonical, so in Python the round trip
+through JSON is exact.
+
+Envelopes (`enclave.envelope`, HPKE). An encrypted request has the content type
+`ENVELOPE_MEDIA_TYPE` and the body `{"envelope": base64(request envelope), "request_id": id}`.
+The envelope is sealed to the worker's attested X25519 key for the context (agent from the URL
+path, request id, the gateway's chain id); its plaintext is the caller's fresh X25519 public key
+(32 raw bytes) followed by the agent's JSON input, so the reply key is authenticated with the
+input and a relay cannot substitute its own. The output (canonical bytes) comes back sealed to
+that key for the same context, in the response's `envelope` field (base64).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_keys.exceptions import BadSignature
+
+from agents.canonical import dump_canonical
+from attestation.eventlog import RuntimeEvent
+
+__all__ = [
+    "ENVELOPE_MEDIA_TYPE",
+    "PROGRAMS_EVENT",
+    "REPLY_KEY_SIZE",
+    "SIGNATURE_FIELDS",
+    "SIGNING_ALGO",
+    "WORKER_BINDING",
+    "programs_event",
+    "recover_signer",
+    "sha256_hex",
+    "signed_document",
+    "signed_text",
+]
+
+ENVELOPE_MEDIA_TYPE = "application/vnd.enclava.envelope+json"
+SIGNING_ALGO = "ecdsa"
+REPLY_KEY_SIZE = 32
+PROGRAMS_EVENT = "enclava.agent.programs"
+WORKER_BINDING = "SHA-512('enclava/worker/v1' || address (20) || X25519 key (32) || nonce (32))"
+SIGNATURE_FIELDS = ("request_sha256", "response_sha256", "signature", "signing_address")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def signed_text(request_sha256: str, response_sha256: str) -> str:
+    """The text the worker signs; both digests must be 64 lowercase hex digits."""
+    for digest in (request_sha256, response_sha256):
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise ValueError("a digest must be 64 lowercase hex digits")
+    return f"{request_sha256}:{response_sha256}"
+
+
+def signed_document(response: Mapping[str, Any]) -> bytes:
+    """The canonical bytes whose SHA-256 is an invoke response's `response_sha256`.
+
+    Raises `ValueError` unless the response has `agent`, `id` and exactly one of `output` /
+    `envelope`."""
+    payload = [key for key in ("output", "envelope") if key in response]
+    if len(payload) != 1 or "agent" not in response or "id" not in response:
+        raise ValueError("a signed response has agent, id and exactly one of output, envelope")
+    document = {key: response[key] for key in ("agent", "id", payload[0])}
+    return dump_canonical(document)
+
+
+def recover_signer(text: str, signature: str | bytes) -> str:
+    """The checksummed address whose EIP-191 personal_sign of `text` is `signature`.
+    Raises `ValueError` for a signature that is malformed or recovers no key."""
+    if isinstance(signature, str):
+        try:
+            signature = bytes.fromhex(signature.removeprefix("0x"))
+        except ValueError:
+            raise ValueError("the signature is not hex") from None
+    if len(signature) != 65:
+        raise ValueError(f"a signature is 65 bytes (r || s || v), got {len(signature)}")
+    try:
+        return str(Account.recover_message(encode_defunct(text=text), signature=signature))
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise ValueError(f"the signature recovers no key: {exc}") from None
+
+
+def programs_event(name: str, programs: Mapping[str, str], programs_digest: str) -> RuntimeEvent:
+    """The RTMR3 event naming an agent's compiled programs: the SHA-384 of each shape bucket's
+    StableHLO text and their combination (`AgentRuntime.programs_digest`, named in every signed
+    reply). The payload is canonical JSON `{"name", "programs": {bucket: hex}, "programs_digest"}`.
+    """
+    body = {"name": name, "programs": dict(programs), "programs_digest": programs_digest}
+    return RuntimeEvent.create(PROGRAMS_EVENT, dump_canonical(body))
