@@ -17,18 +17,19 @@ from rich.console import Console
 
 from agents.bundle import measure as measure_bundle
 from agents.errors import AgentError
-from attestation import Collateral, Policy, QuoteVerifier, TrustAnchor
+from attestation import Policy, QuoteVerifier
 from attestation.errors import AttestationError
-from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
 from attestation.quote import decode_quote_file
 from attestation.verdict import Verdict, explain_quote
-from enclava import config, render
+from enclava import render
 from enclava.attest_commands import attest_app
+from enclava.call_commands import call
 from enclava.demo import simulated_worker, verify_samples
+from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
+from enclava.gateway_commands import gateway_app
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import quote, sim_app
 from enclave.errors import EnclaveError
-from enclave.tee.sim import load_trust_anchor
 
 app = typer.Typer(
     help="Enclava: attested AI agents on TEEs, verifiable from the command line.",
@@ -45,6 +46,8 @@ def _main() -> None:
 app.command()(quote)
 app.add_typer(sim_app, name="sim")
 app.add_typer(attest_app, name="attest")
+app.add_typer(gateway_app, name="gateway")
+app.command()(call)
 
 
 @app.command()
@@ -89,11 +92,11 @@ def verify(
         loaded_policy = Policy.from_file(policy) if policy else Policy()
         if allow_simulated:
             loaded_policy = dataclasses.replace(loaded_policy, allow_simulated=True)
-        anchor = _anchor(root, simulated=allow_simulated, state=state)
+        anchor = trust_anchor(root, simulated=allow_simulated, state=state)
         coll = (
-            _read_collateral(collateral)
+            read_collateral(collateral)
             if collateral is not None
-            else _fetch_collateral(raw, pccs, cache_dir, now)
+            else fetch_collateral(raw, pccs, cache_dir, now)
         )
         verdict = explain_quote(
             raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
@@ -156,39 +159,6 @@ def _read_quote(path: Path) -> bytes:
         raise BadInputError(
             "unreadable_input", f"cannot read quote file {path}: {exc.strerror}"
         ) from None
-
-
-def _read_collateral(path: Path) -> Collateral:
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(
-            "unreadable_input", f"cannot read collateral file {path}: {exc}"
-        ) from None
-    return Collateral.from_json(text)
-
-
-def _fetch_collateral(
-    raw: bytes, base_url: str | None, cache: Path | None, now: datetime
-) -> Collateral:
-    """From a PCCS (or Intel PCS by default), through the on-disk cache."""
-    with PcsClient(base_url or INTEL_PCS_URL) as client:
-        source = CachedCollateralSource(client, CollateralCache(config.cache_dir(cache)))
-        return source.collateral_for(raw, now=now)
-
-
-def _anchor(root: Path | None, *, simulated: bool, state: Path | None) -> TrustAnchor:
-    if root is None and simulated:
-        return load_trust_anchor(config.sim_state_dir(config.state_dir(state)))
-    if root is None:
-        return TrustAnchor.intel()
-    try:
-        data = root.read_bytes()
-    except OSError as exc:
-        raise BadInputError(
-            "unreadable_input", f"cannot read root {root}: {exc.strerror}"
-        ) from None
-    return TrustAnchor.from_bytes(data, f"custom root ({root.name})")
 
 
 def _exit_code(verdict: Verdict) -> int:

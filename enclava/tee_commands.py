@@ -55,7 +55,7 @@ def quote(
     directory = config.state_dir(state)
     keys: EnclaveKeys | None = None
     try:
-        tee = _backend(backend, directory)
+        tee = open_backend(backend, directory)
         if nonce is not None:
             keys = EnclaveKeys.load_or_create(tee, config.sealed_keys_path(directory))
             data = keys.report_data(_hex(nonce, 32, "--nonce"))
@@ -109,7 +109,7 @@ def _hex(value: str, size: int, option: str) -> bytes:
     return raw
 
 
-def _backend(name: str | None, state: Path) -> TeeBackend:
+def open_backend(name: str | None, state: Path) -> TeeBackend:
     if name is not None and name not in BACKEND_NAMES:
         raise BadInputError("bad_usage", f"--backend must be one of {', '.join(BACKEND_NAMES)}")
     sim_dir = config.sim_state_dir(state)

@@ -1,0 +1,47 @@
+"""Where the CLI gets what verification needs: collateral (a file, a PCCS / Intel PCS through
+the on-disk cache) and the trust anchor (Intel's, a given root, or the local simulator's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from attestation import Collateral, TrustAnchor
+from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
+from enclava import config
+from enclava.output import BadInputError
+from enclave.tee.sim import load_trust_anchor
+
+__all__ = ["fetch_collateral", "read_collateral", "trust_anchor"]
+
+
+def read_collateral(path: Path) -> Collateral:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        message = f"cannot read collateral file {path}: {exc}"
+        raise BadInputError("unreadable_input", message) from None
+    return Collateral.from_json(text)
+
+
+def fetch_collateral(
+    raw_quote: bytes, base_url: str | None, cache: Path | None, now: datetime
+) -> Collateral:
+    """From a PCCS (or Intel PCS by default), through the on-disk cache."""
+    with PcsClient(base_url or INTEL_PCS_URL) as client:
+        source = CachedCollateralSource(client, CollateralCache(config.cache_dir(cache)))
+        return source.collateral_for(raw_quote, now=now)
+
+
+def trust_anchor(root: Path | None, *, simulated: bool, state: Path | None) -> TrustAnchor:
+    """`root` if given; else the local simulator's when simulated TEEs are allowed; else Intel's."""
+    if root is None and simulated:
+        return load_trust_anchor(config.sim_state_dir(config.state_dir(state)))
+    if root is None:
+        return TrustAnchor.intel()
+    try:
+        data = root.read_bytes()
+    except OSError as exc:
+        message = f"cannot read root {root}: {exc.strerror}"
+        raise BadInputError("unreadable_input", message) from None
+    return TrustAnchor.from_bytes(data, f"custom root ({root.name})")

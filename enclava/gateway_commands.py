@@ -1,0 +1,98 @@
+"""`enclava gateway serve`: run this worker's HTTP gateway over measured agents (see
+`enclave.gateway`); `enclava call` is the caller's side."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, suppress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+from rich.console import Console
+
+from agents.builtin import builtin_bundle, builtin_names
+from agents.errors import AgentError
+from agents.runtime import AgentRuntime
+from enclava import config
+from enclava.output import BadInputError, fail
+from enclava.tee_commands import StateOption, open_backend
+from enclave.errors import EnclaveError
+from enclave.gateway import ServedAgent, create_app, measure_agents_into
+from enclave.keys import EnclaveKeys
+from enclave.tee.base import TeeBackend
+from enclave.tee.detect import BACKEND_NAMES
+
+gateway_app = typer.Typer(help="This worker's HTTP gateway.", no_args_is_help=True)
+
+DEFAULT_AGENTS = ("embed", "private-search")
+
+
+@gateway_app.command("serve")
+def serve_command(
+    agent: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A built-in agent name or a bundle directory; repeat for several "
+            f"(default: {', '.join(DEFAULT_AGENTS)})."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.", min=0, max=65535)] = 8000,
+    backend: Annotated[
+        str | None, typer.Option(help=f"TEE backend: {', '.join(BACKEND_NAMES)} (default: detect).")
+    ] = None,
+    state: StateOption = None,
+    chain_id: Annotated[int, typer.Option(help="Chain id bound into every envelope.")] = 31337,
+) -> None:
+    """Measure the agents into RTMR3 and serve attestation and signed agent calls until Ctrl-C."""
+    console = Console(highlight=False, soft_wrap=True)
+    directory = config.state_dir(state)
+    with ExitStack() as stack:
+        try:
+            tee = open_backend(backend, directory)
+            keys = EnclaveKeys.load_or_create(tee, config.sealed_keys_path(directory))
+            agents = _load_agents(stack, agent or list(DEFAULT_AGENTS))
+            app = build_app(tee, keys, agents, chain_id)
+        except (BadInputError, EnclaveError, AgentError) as exc:
+            fail(False, exc.code, exc.message)
+        console.print(f"gateway on [bold]http://{host}:{port}[/] ({tee.kind} TEE)")
+        console.print(f"worker address {keys.address}")
+        for name, served in agents.items():
+            console.print(f"agent {name} {served.manifest.version}: {served.measurement.hex}")
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+        with suppress(KeyboardInterrupt):
+            server.run()
+        console.print("gateway stopped")
+
+
+def build_app(
+    tee: TeeBackend, keys: EnclaveKeys, agents: dict[str, ServedAgent], chain_id: int
+) -> FastAPI:
+    """Measure `agents` into `tee` (once, at boot) and build the gateway over them."""
+    measure_agents_into(tee, agents)
+    return create_app(tee=tee, keys=keys, agents=agents, chain_id=chain_id)
+
+
+def _load_agents(stack: ExitStack, specs: list[str]) -> dict[str, ServedAgent]:
+    agents: dict[str, ServedAgent] = {}
+    for spec in specs:
+        runtime = stack.enter_context(AgentRuntime.load(_bundle_path(spec)))
+        name = runtime.manifest.name
+        if name in agents:
+            raise BadInputError("bad_usage", f"agent {name!r} is given twice")
+        agents[name] = runtime
+    return agents
+
+
+def _bundle_path(spec: str) -> Path:
+    if spec in builtin_names():
+        return builtin_bundle(spec)
+    path = Path(spec)
+    if not path.is_dir():
+        known = ", ".join(builtin_names())
+        raise BadInputError(
+            "bad_usage", f"--agent {spec!r} is neither a built-in agent ({known}) nor a directory"
+        )
+    return path

@@ -1,0 +1,135 @@
+"""`enclava gateway serve` and `enclava call`: a simulated worker's gateway served over real HTTP
+(uvicorn in a thread), called and verified through the command line."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agents.runtime import AgentRuntime
+from enclava import config
+from enclava.cli import app
+from enclava.gateway_commands import build_app
+from enclave.gateway import ServedAgent
+from enclave.keys import EnclaveKeys
+from enclave.tee.sim import SimulatedTdx
+from tests.enclave.conftest import SUM_BUNDLE, live_server
+
+runner = CliRunner()
+SUM_INPUT = {"values": [1.5, 2, 3.25], "note": "hi"}
+SUM_OUTPUT = {"count": 3, "note": "hi", "sum": 6.75}
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    state: Path
+    address: str
+    measurement: str
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    state = tmp_path_factory.mktemp("state")
+    tee = SimulatedTdx(config.sim_state_dir(state), now=datetime.now(UTC))
+    keys = EnclaveKeys.load_or_create(tee, config.sealed_keys_path(state))
+    with AgentRuntime.load(SUM_BUNDLE) as runtime:
+        agents: dict[str, ServedAgent] = {"sum": runtime}
+        with live_server(build_app(tee, keys, agents, 31337)) as url:
+            yield Served(url, state, keys.address, runtime.measurement.hex)
+
+
+def call(served: Served, *extra: str, url: str | None = None) -> tuple[int, str]:
+    args = ["call", "sum", "--http", url or served.url, "--allow-simulated"]
+    args += ["--state", str(served.state), *extra]
+    result = runner.invoke(app, args)
+    return result.exit_code, result.stdout
+
+
+def test_call_verifies_and_prints_the_answer(served: Served) -> None:
+    code, out = call(served, "--input", json.dumps(SUM_INPUT))
+    assert code == 0, out
+    assert "verified" in out and served.address in out and served.measurement in out
+
+
+def test_call_json_has_output_and_verification(served: Served, tmp_path: Path) -> None:
+    source = tmp_path / "input.json"
+    source.write_text(json.dumps(SUM_INPUT))
+    code, out = call(served, "--input", f"@{source}", "--measurement", served.measurement, "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["output"] == SUM_OUTPUT
+    assert doc["verified"] and doc["signature_ok"] and doc["encrypted"]
+    assert doc["worker_address"] == served.address
+    assert doc["agent_measurement"] == served.measurement
+    assert {"quote", "binding", "measurement", "signature", "envelope"} <= set(doc["checks"])
+    assert doc["tee"] == "tdx" and doc["simulated"]
+
+
+def test_plain_call(served: Served) -> None:
+    code, out = call(served, "--input", json.dumps(SUM_INPUT), "--plain", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["output"] == SUM_OUTPUT and not doc["encrypted"]
+    assert "envelope" not in doc["checks"]
+
+
+def test_wrong_measurement_is_rejected(served: Served) -> None:
+    code, out = call(served, "--input", json.dumps(SUM_INPUT), "--measurement", "ab" * 48, "--json")
+    assert code == 1, out
+    doc = json.loads(out)
+    assert doc["verified"] is False
+    assert doc["error"]["code"] == "gateway_untrusted"
+    assert doc["error"]["check"] == "measurement"
+
+
+def test_simulated_gateway_is_untrusted_without_allow_simulated(served: Served) -> None:
+    args = ["call", "sum", "--http", served.url, "--input", "{}", "--json"]
+    collateral = served.state / "collateral.json"
+    sim = SimulatedTdx(config.sim_state_dir(served.state), now=datetime.now(UTC))
+    collateral.write_text(sim.collateral(now=datetime.now(UTC)).to_json())
+    result = runner.invoke(app, [*args, "--collateral", str(collateral)])
+    assert result.exit_code == 1, result.stdout
+    assert json.loads(result.stdout)["error"]["check"] == "quote"
+
+
+def test_unreachable_gateway(served: Served) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    code, out = call(served, "--input", json.dumps(SUM_INPUT), "--json", url=url)
+    assert code == 2, out
+    assert json.loads(out)["error"]["code"] == "gateway_error"
+
+
+@pytest.mark.parametrize("text", ["{not json", "@/nonexistent/input.json"])
+def test_bad_input(served: Served, text: str) -> None:
+    code, out = call(served, "--input", text, "--json")
+    assert code == 2, out
+    assert json.loads(out)["error"]["code"] in {"bad_input", "unreadable_input"}
+
+
+def test_bad_measurement_is_bad_usage(served: Served) -> None:
+    code, out = call(served, "--input", "{}", "--measurement", "xyz", "--json")
+    assert code == 2 and json.loads(out)["error"]["code"] == "bad_usage"
+
+
+def test_gateway_serve_help() -> None:
+    result = runner.invoke(app, ["gateway", "serve", "--help"])
+    assert result.exit_code == 0
+    assert "--agent" in result.stdout and "--chain-id" in result.stdout
+
+
+def test_gateway_serve_rejects_unknown_agent(tmp_path: Path) -> None:
+    args = ["gateway", "serve", "--backend", "sim", "--state", str(tmp_path), "--agent", "nope"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "neither a built-in agent" in result.output
