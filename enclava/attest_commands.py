@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from attestation.service import ServiceSettings, backend_attestor, create_app, simulator_domain
+from attestation.service import (
+    ServiceKeys,
+    ServiceSettings,
+    backend_attestor,
+    create_app,
+    simulator_domain,
+)
 from attestation.service.server import load_keys, serve
 from enclava import config
 from enclava.output import fail
@@ -28,6 +34,9 @@ def serve_command(
     key_file: Annotated[
         Path | None, typer.Option(help="Signing keys (JWT ES256 + EIP-712 secp256k1).")
     ] = None,
+    new_key_file: Annotated[
+        bool, typer.Option(help="Create --key-file with fresh keys first (mode 0600).")
+    ] = False,
     dev: Annotated[
         bool,
         typer.Option(help="Development mode: trust this machine's simulated TEE (never in prod)."),
@@ -47,6 +56,10 @@ def serve_command(
     }
     try:
         settings = ServiceSettings(**{k: v for k, v in overrides.items() if v is not None})
+        if new_key_file:
+            if settings.key_file is None:
+                raise ValueError("--new-key-file needs --key-file")
+            ServiceKeys.generate().save(settings.key_file)
         keys = load_keys(settings)
     except ValueError as exc:
         fail(False, "bad_configuration", str(exc))
