@@ -32,6 +32,7 @@ unit: setup
 	$(BIN)/pytest
 
 demo: setup
+	$(BIN)/enclava dev --demo
 	$(BIN)/enclava demo
 
 bench: setup

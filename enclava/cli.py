@@ -24,7 +24,9 @@ from attestation.verdict import Verdict, explain_quote
 from enclava import render
 from enclava.attest_commands import attest_app
 from enclava.call_commands import call
+from enclava.chain_commands import call_chain, deploy, deploy_stack
 from enclava.demo import simulated_worker, verify_samples
+from enclava.dev_commands import dev
 from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
 from enclava.gateway_commands import gateway_app
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
@@ -48,6 +50,10 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(attest_app, name="attest")
 app.add_typer(gateway_app, name="gateway")
 app.command()(call)
+app.command()(dev)
+app.command("deploy-stack")(deploy_stack)
+app.command()(deploy)
+app.command("call-chain")(call_chain)
 
 
 @app.command()

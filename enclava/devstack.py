@@ -1,0 +1,397 @@
+"""A whole Enclava deployment in one process, for development and the demo (`enclava dev`).
+
+`DevStack` starts, in order: a chain (the embedded one, or a development node with funded
+accounts), a simulated TDX machine in the state directory, the attestation service (dev
+configuration, ephemeral keys) on a local port, the shared contracts (a verifier trusting the
+service's signer, the registry, the factory), the agents (measured into the simulator's RTMR3),
+the worker's keys, its registration *through the attestation service* (quote → `/v1/verify` →
+signed verdict → `WorkerRegistry.register`, once per agent), one agent contract per agent, the
+worker loop in a thread, and the worker's HTTP gateway on a local port. Leaving the context
+stops all of it.
+
+`DevStack.demo()` then calls every agent it has a sample input for on chain (a request from a
+dev account, answered by the worker) and over HTTP (attested, pinned to the agent contract's
+measurement, encrypted), and reports each step.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from agents.builtin import builtin_bundle, builtin_names
+from agents.runtime import AgentRuntime
+from attestation import Policy
+from attestation.eventlog import events_to_json
+from attestation.service import ServiceKeys, ServiceSettings, simulator_domain
+from attestation.service import create_app as create_service_app
+from attestation.token import agent_measurement_id
+from contracts.chain import EMBEDDED, Chain, connect
+from contracts.client import AgentClient, Deployment, Transactor, create_agent, deploy, register
+from enclava import config
+from enclava.gateway_commands import build_app
+from enclave.errors import EnclaveError
+from enclave.gateway_client import GatewayClient
+from enclave.keys import EnclaveKeys
+from enclave.tee.sim import SimulatedTdx
+from enclave.worker import Worker, WorkerState
+
+__all__ = [
+    "DEFAULT_AGENTS",
+    "DEMO_INPUTS",
+    "DemoStep",
+    "DevStack",
+    "DevStackError",
+    "StackAgent",
+]
+
+DEFAULT_AGENTS = ("embed", "private-search")
+PRICE = 10**15  # wei per call
+ROYALTY_BPS = 1_000  # 10% to the agent's owner
+TIMEOUT_S = 3_600
+
+DEMO_INPUTS: dict[str, dict[str, Any]] = {
+    "embed": {"input": ["Enclava runs agents in TEEs.", "Every answer is signed."]},
+    "private-search": {
+        "documents": [
+            "TDX quotes are signed by the quoting enclave.",
+            "The agent contract pins the bundle measurement.",
+            "Workers are paid per fulfilled request.",
+        ],
+        "queries": ["who signs a quote?"],
+        "top_k": 1,
+    },
+    "sum": {"values": [1, 2, 3.5], "note": "dev"},
+}
+
+
+class DevStackError(Exception):
+    """The stack cannot start (no funded accounts, the service refuses the worker, ...)."""
+
+    code = "devstack_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StackAgent:
+    """One served agent: its bundle digest (RTMR3), on-chain measurement and contract."""
+
+    name: str
+    version: str
+    digest: bytes
+    measurement: bytes
+    contract: AgentClient
+    runtime: AgentRuntime
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "digest": self.digest.hex(),
+            "measurement": "0x" + self.measurement.hex(),
+            "contract": self.contract.address,
+        }
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    step: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"step": self.step, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class _Threads:
+    stop: threading.Event = field(default_factory=threading.Event)
+    worker: threading.Thread | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class DevStack:
+    """The whole stack; use as a context manager. `agents`: built-in names or bundle dirs."""
+
+    def __init__(
+        self,
+        state: Path,
+        *,
+        rpc_url: str = EMBEDDED,
+        agents: Sequence[str] = DEFAULT_AGENTS,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        self.state = state
+        self.rpc_url = rpc_url
+        self.agent_specs = tuple(agents)
+        self.poll_interval_s = poll_interval_s
+        self.chain_lock = threading.Lock()  # the embedded chain is not thread-safe
+        self.agents: dict[str, StackAgent] = {}
+        self._exit = ExitStack()
+        self._threads = _Threads()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> DevStack:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._threads.stop.set()
+        if self._threads.worker is not None:
+            self._threads.worker.join(30)
+        self._exit.close()
+
+    def _start(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.chain: Chain = connect(self.rpc_url)
+        accounts = self.chain.dev_accounts()
+        if len(accounts) < 3:
+            raise DevStackError(f"the chain at {self.rpc_url} has no funded development accounts")
+        self.owner, self.relayer, self.caller = accounts[0], accounts[1], accounts[2]
+        self.tx = Transactor(self.chain)
+
+        self.sim = SimulatedTdx(config.sim_state_dir(self.state), now=datetime.now(UTC))
+        settings = ServiceSettings(dev=True, cache_dir=None, refresh_interval_seconds=0)
+        service_app = create_service_app(
+            settings, signing=ServiceKeys.generate(), dev_domains=[simulator_domain(self.sim)]
+        )
+        self.service_url = self._exit.enter_context(_serve(service_app))
+        self.service_signer = str(_get_json(f"{self.service_url}/v1/signers")["address"])
+        self.deployment: Deployment = deploy(self.tx, self.owner, [self.service_signer])
+
+        runtimes = self._load_runtimes()
+        self.keys = EnclaveKeys.load_or_create(self.sim, config.sealed_keys_path(self.state))
+        gateway_app = build_app(self.sim, self.keys, dict(runtimes), self.chain.chain_id)
+        for name, runtime in runtimes.items():
+            self.agents[name] = self._deploy_agent(name, runtime)
+
+        db = self.state / "worker.db"
+        for stale in (db, db.with_name("worker.db-wal"), db.with_name("worker.db-shm")):
+            stale.unlink(missing_ok=True)  # a fresh chain reuses addresses: no old cursors
+        worker_state = WorkerState(db)
+        self._exit.callback(worker_state.close)
+        start = int(self.chain.w3.eth.block_number)
+        served = {a.contract.address: a.runtime for a in self.agents.values()}
+        worker = Worker(
+            self.tx, self.keys, served, worker_state, sender=self.relayer, start_block=start
+        )
+        thread = threading.Thread(target=self._work, args=(worker,), name="worker", daemon=True)
+        self._threads.worker = thread
+        thread.start()
+
+        self.gateway_url = self._exit.enter_context(_serve(gateway_app))
+
+    def _load_runtimes(self) -> dict[str, AgentRuntime]:
+        runtimes: dict[str, AgentRuntime] = {}
+        for spec in self.agent_specs:
+            path = builtin_bundle(spec) if spec in builtin_names() else Path(spec)
+            if not path.is_dir():
+                known = ", ".join(builtin_names())
+                raise DevStackError(f"agent {spec!r} is neither built in ({known}) nor a directory")
+            runtime = self._exit.enter_context(AgentRuntime.load(path))
+            name = runtime.manifest.name
+            if name in runtimes:
+                raise DevStackError(f"agent {name!r} is given twice")
+            runtimes[name] = runtime
+        return runtimes
+
+    def _deploy_agent(self, name: str, runtime: AgentRuntime) -> StackAgent:
+        digest = runtime.measurement.digest
+        measurement = agent_measurement_id(digest)
+        self._register(name, measurement)
+        contract = create_agent(
+            self.tx, self.owner, self.deployment.factory, measurement=measurement, price=PRICE,
+            royalty_bps=ROYALTY_BPS, registry=self.deployment.registry, timeout=TIMEOUT_S,
+        )  # fmt: skip
+        return StackAgent(name, runtime.manifest.version, digest, measurement, contract, runtime)
+
+    def _register(self, agent: str, measurement: bytes) -> None:
+        """Quote → the attestation service → its signed verdict → `WorkerRegistry.register`."""
+        nonce = secrets.token_bytes(32)
+        quote = self.sim.quote(self.keys.report_data(nonce))
+        body = {
+            "quote": base64.b64encode(quote).decode(),
+            "event_log": events_to_json(self.sim.event_log()),
+            "binding": {
+                "address": self.keys.address,
+                "x25519_public": self.keys.x25519_public.hex(),
+                "nonce": nonce.hex(),
+            },
+            "policy": "dev",
+            "agent": agent,
+            "verdict_domain": {
+                "chain_id": self.chain.chain_id,
+                "verifying_contract": self.deployment.verifier,
+            },
+        }
+        answer = _post_json(f"{self.service_url}/v1/verify", body)
+        signed = answer.get("signed_verdict")
+        if not answer.get("accepted") or not isinstance(signed, dict):
+            why = answer.get("reasons") or answer.get("signed_verdict_omitted") or answer
+            raise DevStackError(f"the attestation service did not sign a verdict: {why}")
+        evidence = bytes.fromhex(str(signed["evidence"]).removeprefix("0x"))
+        registration = register(self.tx, self.relayer, self.deployment.registry, evidence)
+        if registration.measurement != measurement:
+            raise DevStackError(f"the verdict for {agent!r} carries another measurement")
+
+    def _work(self, worker: Worker) -> None:
+        stop = self._threads.stop
+        while not stop.is_set():
+            with self.chain_lock:
+                report = worker.step()
+            self._threads.errors.extend(report.errors)
+            stop.wait(self.poll_interval_s)
+
+    # ---------------------------------------------------------------- reporting
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chain": {"url": self.chain.url, "chain_id": self.chain.chain_id},
+            "contracts": self.deployment.to_dict(),
+            "service_url": self.service_url,
+            "service_signer": self.service_signer,
+            "gateway_url": self.gateway_url,
+            "worker": self.keys.address,
+            "agents": [a.to_dict() for a in self.agents.values()],
+        }
+
+    # ---------------------------------------------------------------- the demo
+
+    def demo(self, *, deadline_s: float = 60.0) -> list[DemoStep]:
+        """Call every agent with a sample input on chain and over HTTP; one step per check."""
+        steps: list[DemoStep] = []
+        for agent in self.agents.values():
+            value = DEMO_INPUTS.get(agent.name)
+            if value is None:
+                steps.append(DemoStep(f"{agent.name}", False, "no demo input for this agent"))
+                continue
+            expected = agent.runtime.invoke(value).body
+            steps.append(self._on_chain(agent, value, expected, deadline_s))
+            steps.append(self._over_http(agent, value, expected))
+        return steps
+
+    def _on_chain(
+        self, agent: StackAgent, value: dict[str, Any], expected: bytes, deadline_s: float
+    ) -> DemoStep:
+        step = f"{agent.name} on chain"
+        try:
+            with self.chain_lock:
+                request = agent.contract.request(self.caller, json.dumps(value).encode())
+            give_up = time.monotonic() + deadline_s
+            while True:
+                with self.chain_lock:
+                    logs = agent.contract.contract.events.Fulfilled().get_logs(
+                        from_block=request.block_number
+                    )
+                events = [e for e in logs if int(e["args"]["id"]) == request.id]
+                if events:
+                    break
+                if time.monotonic() > give_up:
+                    return DemoStep(step, False, f"request {request.id} not fulfilled in time")
+                time.sleep(self.poll_interval_s)
+        except Exception as exc:  # the report names what failed; the command's exit is 1
+            return DemoStep(step, False, f"{type(exc).__name__}: {exc}")
+        args = events[0]["args"]
+        if str(args["worker"]) != self.keys.address:
+            return DemoStep(step, False, f"fulfilled by another worker {args['worker']}")
+        if bytes(args["output"]) != expected:
+            return DemoStep(step, False, "the on-chain output is not the agent's answer")
+        tx_hash = bytes(events[0]["transactionHash"]).hex()
+        return DemoStep(step, True, f"request {request.id} fulfilled in tx 0x{tx_hash[:16]}…")
+
+    def _over_http(self, agent: StackAgent, value: dict[str, Any], expected: bytes) -> DemoStep:
+        step = f"{agent.name} over HTTP"
+        now = datetime.now(UTC)
+        try:
+            with self.chain_lock:
+                pinned = agent.contract.measurement()
+            with GatewayClient(self.gateway_url) as client:
+                nonce = secrets.token_bytes(32)
+                verified = client.verify_attestation(
+                    client.attest(nonce),
+                    nonce,
+                    collateral=self.sim.collateral(now=now),
+                    now=now,
+                    trust_anchor=self.sim.trust_anchor,
+                    policy=Policy(allow_simulated=True),
+                    expected_measurement=None,
+                )
+                attested = verified.agents.get(agent.name)
+                if attested is None:
+                    return DemoStep(step, False, "the gateway does not attest this agent")
+                if agent_measurement_id(attested.measurement) != pinned:
+                    return DemoStep(step, False, "attested measurement ≠ the contract's pin")
+                result = client.invoke(verified, agent.name, value)
+        except (EnclaveError, httpx.HTTPError, OSError) as exc:
+            return DemoStep(step, False, f"{type(exc).__name__}: {exc}")
+        if result.body != expected:
+            return DemoStep(step, False, "the verified answer is not the agent's answer")
+        sealed = "encrypted, " if result.encrypted else ""
+        return DemoStep(
+            step, True, f"attested, pinned to 0x{pinned.hex()[:16]}…, {sealed}signature verified"
+        )
+
+
+@contextmanager
+def _serve(app: FastAPI, *, deadline_s: float = 10.0) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        give_up = time.monotonic() + deadline_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > give_up:
+                raise DevStackError("a local HTTP server did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(deadline_s)
+        sock.close()
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    return _checked(httpx.get(url, timeout=30))
+
+
+def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    return _checked(httpx.post(url, json=body, timeout=60))
+
+
+def _checked(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise DevStackError(f"{response.request.url} answered {response.status_code}: "
+                            f"{response.text[:300]}")  # fmt: skip
+    doc = response.json()
+    if not isinstance(doc, dict):
+        raise DevStackError(f"{response.request.url} did not answer a JSON object")
+    return doc
