@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -180,7 +180,7 @@ class DevStack:
         service_app = create_service_app(
             settings, signing=ServiceKeys.generate(), dev_domains=[simulator_domain(self.sim)]
         )
-        self.service_url = self._exit.enter_context(_serve(service_app))
+        self.service_url = self._exit.enter_context(serve_in_thread(service_app))
         self.service_signer = str(_get_json(f"{self.service_url}/v1/signers")["address"])
         self.deployment: Deployment = deploy(self.tx, self.owner, [self.service_signer])
 
@@ -204,7 +204,7 @@ class DevStack:
         self._threads.worker = thread
         thread.start()
 
-        self.gateway_url = self._exit.enter_context(_serve(gateway_app))
+        self.gateway_url = self._exit.enter_context(serve_in_thread(gateway_app))
 
     def _load_runtimes(self) -> dict[str, AgentRuntime]:
         runtimes: dict[str, AgentRuntime] = {}
@@ -358,12 +358,15 @@ class DevStack:
 
 
 @contextmanager
-def _serve(app: FastAPI, *, deadline_s: float = 10.0) -> Iterator[str]:
+def serve_in_thread(
+    app: FastAPI, *, deadline_s: float = 10.0, lifespan: Literal["auto", "on", "off"] = "auto"
+) -> Iterator[str]:
     """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -4,11 +4,8 @@ gateway app, in-process transports (plain and tampering) and a live uvicorn serv
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from agents.builtin import builtin_bundle
 from agents.bundle import Manifest, Measurement
 from agents.runtime import AgentRuntime, Reply
 from attestation import Policy
+from enclava.devstack import serve_in_thread
 from enclave.gateway import GatewayLimits, ServedAgent, create_app, measure_agents_into
 from enclave.gateway_client import GatewayClient, VerifiedGateway
 from enclave.keys import EnclaveKeys
@@ -158,23 +155,6 @@ def embed_worker(sum_agent: AgentRuntime, embed_agent: AgentRuntime) -> Worker:
     return start_worker({"embed": embed_agent, "sum": sum_agent})
 
 
-@contextmanager
-def live_server(app: FastAPI, *, deadline_s: float = 10.0) -> Iterator[str]:
+def live_server(app: FastAPI, *, deadline_s: float = 10.0) -> ContextManager[str]:
     """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        give_up = time.monotonic() + deadline_s
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > give_up:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(deadline_s)
-        sock.close()
+    return serve_in_thread(app, deadline_s=deadline_s, lifespan="off")
