@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint unit demo bench bench-gas clean
+.PHONY: setup test lint unit demo bench bench-gas bench-e2e clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,9 @@ bench: setup
 
 bench-gas: setup
 	$(BIN)/python bench/gas.py
+
+bench-e2e: setup
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,5 +1,7 @@
 """`enclava call`: verify a worker gateway's attestation, call one of its agents (encrypted by
-default) and verify the signed answer (see `enclave.gateway_client`)."""
+default) and verify the signed answer (see `enclave.gateway_client`); with `--chain`, call the
+agent's contract instead (see `enclava.chain_commands`). Also the gateway side of
+`enclava verify --url`: fetch an attestation and check its binding and event log."""
 
 from __future__ import annotations
 
@@ -14,13 +16,19 @@ import typer
 from rich.console import Console
 
 from attestation import Collateral, Policy, TrustAnchor
+from attestation.binding import check_worker_report_data
 from attestation.errors import AttestationError
+from attestation.eventlog import check_rtmrs
+from attestation.quote import TdReport10
+from attestation.verdict import Verdict
 from enclava import config
+from enclava.chain_commands import JsonOption, KeystoreOption, call_chain
 from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
 from enclava.output import EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import StateOption
 from enclave.errors import EnclaveError
 from enclave.gateway_client import (
+    Attestation,
     GatewayClient,
     GatewayClientError,
     GatewayVerificationError,
@@ -31,9 +39,23 @@ from enclave.tee.sim import SimulatedTdx
 
 
 def call(
-    agent: Annotated[str, typer.Argument(help="The agent to call, by name.")],
+    agent: Annotated[
+        str, typer.Argument(help="The agent to call: its name (--http), its address (--chain).")
+    ],
     input: Annotated[str, typer.Option(help="The agent's input: JSON text, or @FILE.")],
-    http: Annotated[str, typer.Option(help="The gateway's base URL, e.g. http://127.0.0.1:8000.")],
+    http: Annotated[
+        str | None, typer.Option(help="The gateway's base URL, e.g. http://127.0.0.1:8000.")
+    ] = None,
+    chain: Annotated[
+        bool, typer.Option("--chain", help="Call the agent's contract on a chain (--rpc-url).")
+    ] = False,
+    rpc_url: Annotated[
+        str | None, typer.Option(help="With --chain: JSON-RPC URL of the chain.")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="With --chain: seconds to wait for the fulfilment.", min=0)
+    ] = 120.0,
+    keystore: KeystoreOption = None,
     measurement: Annotated[
         str | None,
         typer.Option(
@@ -58,9 +80,18 @@ def call(
     plain: Annotated[
         bool, typer.Option(help="Send the input unencrypted (still signed and verified).")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Verify a gateway's attestation, call AGENT and verify its signed answer."""
+    """Verify a gateway's attestation, call AGENT and verify its signed answer (--http); or pay
+    AGENT's contract, wait for its fulfilment and verify the worker (--chain)."""
+    if (http is None) == (not chain):
+        fail(as_json, "bad_usage", "pass exactly one of --http URL / --chain")
+    if chain:
+        if rpc_url is None:
+            fail(as_json, "bad_usage", "--chain needs --rpc-url")
+        call_chain(agent, input, rpc_url, wait=wait, keystore=keystore, as_json=as_json)
+        return
+    assert http is not None
     now = datetime.now(UTC)
     nonce = secrets.token_bytes(32)
     try:
@@ -89,6 +120,48 @@ def call(
     except (BadInputError, GatewayClientError, EnclaveError, AttestationError) as exc:
         fail(as_json, exc.code, exc.message, fields={"verified": False})
     _emit(verified, result, pinned is not None, as_json)
+
+
+def fetch_attestation(url: str) -> tuple[Attestation, bytes]:
+    """The gateway's attestation for a fresh 32-byte nonce, and the nonce."""
+    nonce = secrets.token_bytes(32)
+    with GatewayClient(url) as client:
+        return client.attest(nonce), nonce
+
+
+def sim_collateral(state: Path | None, now: datetime) -> Collateral:
+    """The local simulator's collateral (what `--allow-simulated` verifies a gateway against)."""
+    return SimulatedTdx(config.sim_state_dir(config.state_dir(state)), now=now).collateral(now=now)
+
+
+def gateway_checks(att: Attestation, nonce: bytes, verdict: Verdict) -> dict[str, dict[str, str]]:
+    """`binding` (REPORTDATA binds the attested address, X25519 key and our nonce) and
+    `event_log` (the event log replays to the quoted RTMRs): each `{status, detail}`, status
+    "pass", "fail" or "not run" (the quote did not verify)."""
+    vq = verdict.verified_quote
+    if vq is None:
+        skipped = {"status": "not run", "detail": "the quote did not verify"}
+        return {"binding": skipped, "event_log": dict(skipped)}
+    report = vq.quote.report
+    binding = {"status": "pass", "detail": "REPORTDATA binds the address, X25519 key and nonce"}
+    try:
+        if att.nonce != nonce:
+            raise ValueError("the attestation answers another nonce")
+        address = bytes.fromhex(att.address.removeprefix("0x"))
+        check_worker_report_data(report.report_data, address, att.x25519_public, nonce)
+    except (AttestationError, ValueError) as exc:
+        binding = {"status": "fail", "detail": str(exc)}
+    event_log = {"status": "pass", "detail": f"{len(att.event_log)} events replay to the RTMRs"}
+    if not isinstance(report, TdReport10):
+        event_log = {"status": "fail", "detail": "an SGX quote has no RTMR3 to replay against"}
+    else:
+        covered = {e.imr for e in att.event_log} | {3}
+        initial = [bytes(48) if i in covered else report.rtmrs[i] for i in range(4)]
+        try:
+            check_rtmrs(att.event_log, report.rtmrs, initial=initial)
+        except AttestationError as exc:
+            event_log = {"status": "fail", "detail": exc.message}
+    return {"binding": binding, "event_log": event_log}
 
 
 def _read_input(text: str) -> Any:

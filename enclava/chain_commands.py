@@ -1,5 +1,6 @@
-"""`enclava deploy-stack`, `enclava deploy` and `enclava call-chain`: put the shared contracts and
-an agent on a chain, and call an agent through its contract, verifying who answered.
+"""`enclava deploy-stack`, `enclava deploy` and `enclava call --chain` (`call_chain`; the older
+`enclava call-chain` is a deprecated alias): put the shared contracts and an agent on a chain,
+and call an agent through its contract, verifying who answered.
 
 Signing keys come from ENCLAVA_PRIVATE_KEY or `--keystore` (password in
 ENCLAVA_KEYSTORE_PASSWORD), never from the command line. Exit status: 0 success / verified,
@@ -140,7 +141,8 @@ def call_chain(
     keystore: KeystoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Pay an agent's contract for one request, wait for its fulfilment and verify the worker.
+    """Deprecated: use `enclava call AGENT --chain --rpc-url URL`. Pay an agent's contract for one
+    request, wait for its fulfilment and verify the worker.
 
     Verified means: the fulfilling worker is registered for the agent's measurement in the
     agent's registry, and the fulfilment signature recovers to that worker."""

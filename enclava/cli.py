@@ -23,7 +23,7 @@ from attestation.quote import decode_quote_file
 from attestation.verdict import Verdict, explain_quote
 from enclava import render
 from enclava.attest_commands import attest_app
-from enclava.call_commands import call
+from enclava.call_commands import call, fetch_attestation, gateway_checks, sim_collateral
 from enclava.chain_commands import call_chain, deploy, deploy_stack
 from enclava.demo import simulated_worker, verify_samples
 from enclava.dev_commands import dev
@@ -58,7 +58,13 @@ app.command("call-chain")(call_chain)
 
 @app.command()
 def verify(
-    quote: Annotated[Path, typer.Argument(help="Quote file: binary, or hex text (0x optional).")],
+    quote: Annotated[
+        Path | None, typer.Argument(help="Quote file: binary, or hex text (0x optional).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Verify this gateway's live attestation instead of a quote file."),
+    ] = None,
     collateral: Annotated[
         Path | None, typer.Option(help="Collateral JSON (dcap-qvl / PCCS QuoteCollateralV3).")
     ] = None,
@@ -88,30 +94,47 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy."""
+    """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy. With --url: a gateway's
+    attestation for a fresh nonce, its REPORTDATA binding and its event log too."""
     console = Console(stderr=False, highlight=False)
     now = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
+    extra: dict[str, dict[str, str]] = {}
     try:
         if collateral is not None and pccs is not None:
             raise BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
-        raw = _read_quote(quote)
+        if (quote is None) == (url is None):
+            raise BadInputError("bad_usage", "pass exactly one of QUOTE / --url")
+        if url is not None:
+            att, nonce = fetch_attestation(url)
+            raw = att.quote
+        else:
+            assert quote is not None
+            raw = _read_quote(quote)
         loaded_policy = Policy.from_file(policy) if policy else Policy()
         if allow_simulated:
             loaded_policy = dataclasses.replace(loaded_policy, allow_simulated=True)
         anchor = trust_anchor(root, simulated=allow_simulated, state=state)
-        coll = (
-            read_collateral(collateral)
-            if collateral is not None
-            else fetch_collateral(raw, pccs, cache_dir, now)
-        )
+        if collateral is not None:
+            coll = read_collateral(collateral)
+        elif url is not None and allow_simulated and pccs is None and root is None:
+            coll = sim_collateral(state, now)
+        else:
+            coll = fetch_collateral(raw, pccs, cache_dir, now)
         verdict = explain_quote(
             raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
         )
+        if url is not None:
+            extra = gateway_checks(att, nonce, verdict)
+            failed = [f"{k}: {v['detail']}" for k, v in extra.items() if v["status"] == "fail"]
+            if failed:
+                verdict = dataclasses.replace(
+                    verdict, accepted=False, reasons=(*verdict.reasons, *failed)
+                )
     except BadInputError as exc:
         fail(as_json, exc.code, exc.message, fields=_unverified(exc.message))
     except (AttestationError, EnclaveError) as exc:
         fail(as_json, exc.code, exc.message, fields=_unverified(exc.message))
-    _emit(console, verdict, quote, as_json)
+    _emit(console, verdict, url or (quote.name if quote else ""), as_json, extra)
     raise typer.Exit(_exit_code(verdict))
 
 
@@ -173,8 +196,13 @@ def _exit_code(verdict: Verdict) -> int:
     return EXIT_BAD_INPUT if verdict.malformed else EXIT_REJECTED
 
 
-def _emit(console: Console, verdict: Verdict, quote: Path, as_json: bool) -> None:
+def _emit(
+    console: Console, verdict: Verdict, name: str, as_json: bool, extra: dict[str, dict[str, str]]
+) -> None:
+    """`extra`: verify --url's `binding` and `event_log` results."""
     if as_json:
-        print(json.dumps(verdict.to_dict(), sort_keys=True))
-    else:
-        render.verdict(console, verdict, quote.name)
+        print(json.dumps({**verdict.to_dict(), **extra}, sort_keys=True))
+        return
+    render.verdict(console, verdict, name)
+    for check, result in extra.items():
+        console.print(f"{check + ':':<12} {result['status']} ({result['detail']})")

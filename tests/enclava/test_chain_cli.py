@@ -1,4 +1,5 @@
-"""`enclava deploy-stack`, `deploy` and `call-chain` against a real Anvil node."""
+"""`enclava deploy-stack`, `deploy`, `call --chain` and `call-chain` (its deprecated alias) against
+a real Anvil node."""
 
 from __future__ import annotations
 
@@ -158,6 +159,51 @@ def test_call_chain_verifies_a_registered_worker(chain: Chain, node: AnvilNode, 
     assert doc["worker"] == worker.address
     assert doc["registered"] is True and doc["signature_valid"] is True
     assert doc["output_json"] == {"answer": 42}
+
+
+def test_call_with_chain_verifies_a_registered_worker(
+    chain: Chain, node: AnvilNode, agent: str
+) -> None:
+    accounts = chain.dev_accounts()
+    caller, worker = accounts[7], accounts[6]
+    _register(chain, agent, worker)
+    start = int(chain.w3.eth.block_number) + 1
+    fulfiller = threading.Thread(
+        target=_fulfil_next, args=(node.url, agent, worker, start, time.monotonic() + 30)
+    )
+    fulfiller.start()
+    try:
+        args = ["call", agent, "--chain", "--input", '{"text": "hi"}', "--rpc-url", node.url]
+        code, doc = _invoke([*args, "--wait", "30"], caller)
+    finally:
+        fulfiller.join()
+    assert code == 0, doc
+    assert doc["verified"] is True and doc["worker"] == worker.address
+    assert doc["output_json"] == {"answer": 42}
+
+
+def test_call_with_chain_times_out(chain: Chain, node: AnvilNode, agent: str) -> None:
+    caller = chain.dev_accounts()[8]
+    args = ["call", agent, "--chain", "--input", "{}", "--rpc-url", node.url, "--wait", "1"]
+    code, doc = _invoke(args, caller)
+    assert code == 1
+    assert doc["error"]["code"] == "timed_out"  # type: ignore[index]
+    assert doc["verified"] is False
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--chain"],  # no --rpc-url
+        ["--chain", "--rpc-url", "http://127.0.0.1:9", "--http", "http://127.0.0.1:9"],
+        [],  # neither --http nor --chain
+    ],
+)
+def test_call_needs_exactly_one_of_http_and_chain(chain: Chain, extra: list[str]) -> None:
+    args = ["call", "0x" + "00" * 20, "--input", "{}", *extra]
+    code, doc = _invoke(args, chain.dev_accounts()[8])
+    assert code == 2
+    assert doc["error"]["code"] == "bad_usage"  # type: ignore[index]
 
 
 def test_call_chain_human_output(chain: Chain, node: AnvilNode, agent: str) -> None:

@@ -1,12 +1,12 @@
-"""`enclava gateway serve` and `enclava call`: a simulated worker's gateway served over real HTTP
-(uvicorn in a thread), called and verified through the command line."""
+"""`enclava gateway serve`, `enclava call` and `enclava verify --url`: a simulated worker's gateway
+served over real HTTP (uvicorn in a thread), called and verified through the command line."""
 
 from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from enclava import config
 from enclava.cli import app
 from enclava.gateway_commands import build_app
 from enclave.gateway import ServedAgent
+from enclave.gateway_client import Attestation, GatewayClient
 from enclave.keys import EnclaveKeys
 from enclave.tee.sim import SimulatedTdx
 from tests.enclave.conftest import SUM_BUNDLE, live_server
@@ -133,3 +134,83 @@ def test_gateway_serve_rejects_unknown_agent(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "neither a built-in agent" in result.output
+
+
+def verify_url(served: Served, *extra: str, url: str | None = None) -> tuple[int, str]:
+    args = ["verify", "--url", url or served.url, "--allow-simulated"]
+    result = runner.invoke(app, [*args, "--state", str(served.state), *extra])
+    return result.exit_code, result.stdout
+
+
+def test_verify_url_checks_quote_binding_and_event_log(served: Served) -> None:
+    code, out = verify_url(served, "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["verified"] and doc["accepted"]
+    assert doc["binding"]["status"] == "pass"
+    assert doc["event_log"]["status"] == "pass"
+
+
+def test_verify_url_human_output(served: Served) -> None:
+    code, out = verify_url(served)
+    assert code == 0, out
+    assert served.url in out and "binding:" in out and "event_log:" in out
+
+
+def _tampered_attest(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[Attestation, bytes], Attestation]
+) -> None:
+    original = GatewayClient.attest
+
+    def attest(self: GatewayClient, nonce: bytes) -> Attestation:
+        return change(original(self, nonce), nonce)
+
+    monkeypatch.setattr(GatewayClient, "attest", attest)
+
+
+def test_verify_url_rejects_a_tampered_event_log(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tampered_attest(monkeypatch, lambda att, _: replace(att, event_log=att.event_log[:-1]))
+    code, out = verify_url(served, "--json")
+    assert code == 1, out
+    doc = json.loads(out)
+    assert doc["verified"] and not doc["accepted"]
+    assert doc["event_log"]["status"] == "fail" and doc["binding"]["status"] == "pass"
+    assert any(r.startswith("event_log:") for r in doc["reasons"])
+
+
+def test_verify_url_rejects_a_stale_binding(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = GatewayClient.attest
+    stale = bytes(32)
+
+    def replayed(att: Attestation, nonce: bytes) -> Attestation:
+        with GatewayClient(served.url) as client:
+            old = original(client, stale)
+        return replace(old, nonce=nonce)  # an old answer passed off as fresh
+
+    _tampered_attest(monkeypatch, replayed)
+    code, out = verify_url(served, "--json")
+    assert code == 1, out
+    doc = json.loads(out)
+    assert doc["binding"]["status"] == "fail" and not doc["accepted"]
+
+
+def test_verify_url_unreachable_gateway(served: Served) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, out = verify_url(served, "--json", url=f"http://127.0.0.1:{port}")
+    assert code == 2, out
+    assert json.loads(out)["error"]["code"] == "gateway_error"
+
+
+def test_verify_needs_exactly_one_of_quote_and_url(served: Served, tmp_path: Path) -> None:
+    code, out = verify_url(served, str(tmp_path / "quote.bin"), "--json")
+    assert code == 2, out
+    assert json.loads(out)["error"]["code"] == "bad_usage"
+    result = runner.invoke(app, ["verify", "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["code"] == "bad_usage"
