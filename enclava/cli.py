@@ -31,6 +31,7 @@ from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
 from enclava.gateway_commands import gateway_app
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import quote, sim_app
+from enclava.tx_verify import EvidenceOptions, verify_tx
 from enclave.errors import EnclaveError
 
 app = typer.Typer(
@@ -92,10 +93,25 @@ def verify(
     state: Annotated[
         Path | None, typer.Option(help="State directory of the local simulator.")
     ] = None,
+    tx: Annotated[
+        str | None,
+        typer.Option(
+            help="Verify this past fulfilment transaction (needs --rpc-url), see tx_verify."
+        ),
+    ] = None,
+    rpc_url: Annotated[
+        str | None, typer.Option(help="With --tx: JSON-RPC URL of the chain.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy. With --url: a gateway's
-    attestation for a fresh nonce, its REPORTDATA binding and its event log too."""
+    attestation for a fresh nonce, its REPORTDATA binding and its event log too. With --tx: a past
+    fulfilment, its signer's registration and that worker's quote (QUOTE or --url)."""
+    if tx is not None:
+        opts = EvidenceOptions(
+            collateral, pccs, at, policy, root, cache_dir, allow_simulated, state
+        )
+        verify_tx(tx, rpc_url, quote, url, opts, as_json)
     console = Console(stderr=False, highlight=False)
     now = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
     extra: dict[str, dict[str, str]] = {}
