@@ -54,7 +54,7 @@ app.command()(call)
 app.command()(dev)
 app.command("deploy-stack")(deploy_stack)
 app.command()(deploy)
-app.command("call-chain")(call_chain)
+app.command("call-chain", hidden=True, deprecated=True)(call_chain)
 
 
 @app.command()
