@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,22 +22,9 @@ from contracts.client import AgentClient, Transactor, register, request_from_eve
 from contracts.events import EventReader
 from contracts.typed_data import Verdict, fulfillment_message, verdict_evidence, verdict_message
 from enclava.cli import app
-from tests.contracts.conftest import require_anvil
 
 runner = CliRunner()
 OUTPUT = b'{"answer":42}'
-
-
-@pytest.fixture(scope="module")
-def node() -> Iterator[AnvilNode]:
-    require_anvil()
-    with AnvilNode() as anvil:
-        yield anvil
-
-
-@pytest.fixture(scope="module")
-def chain(node: AnvilNode) -> Chain:
-    return connect(node.url)
 
 
 def _env(account: LocalAccount) -> dict[str, str]:

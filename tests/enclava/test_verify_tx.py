@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,27 +20,14 @@ from agents.bundle import measure
 from attestation.binding import worker_report_data
 from attestation.token import agent_measurement_id
 from contracts.anvil import AnvilNode
-from contracts.chain import Chain, connect
+from contracts.chain import Chain
 from contracts.client import AgentClient, Transactor, create_agent, deploy, register
 from contracts.typed_data import Verdict, fulfillment_message, verdict_evidence, verdict_message
 from enclava.cli import app
 from enclave.tee.sim import SimulatedTdx
-from tests.contracts.conftest import require_anvil
 
 runner = CliRunner()
 OUTPUT = b'{"answer":42}'
-
-
-@pytest.fixture(scope="module")
-def node() -> Iterator[AnvilNode]:
-    require_anvil()
-    with AnvilNode() as anvil:
-        yield anvil
-
-
-@pytest.fixture(scope="module")
-def chain(node: AnvilNode) -> Chain:
-    return connect(node.url)
 
 
 @pytest.fixture(scope="module")
