@@ -43,6 +43,7 @@ from attestation.errors import AttestationError
 from attestation.eventlog import events_to_json
 from attestation.pcs import CollateralCache, PcsClient
 from attestation.pki import TrustAnchor
+from attestation.service.body import read_capped_body
 from attestation.service.collateral import CollateralProvider
 from attestation.service.errors import (
     MalformedRequestError,
@@ -242,20 +243,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise MalformedRequestError("Content-Length is not a number")
-        if int(declared) > limit:
-            raise RequestTooLargeError(f"the body is {declared} bytes, more than {limit}")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"the body is more than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_capped_body(
+        request, limit, too_large=RequestTooLargeError, malformed=MalformedRequestError
+    )
 
 
 _router = APIRouter()

@@ -26,6 +26,7 @@ from agents.bundle import Manifest, Measurement
 from agents.errors import AgentError
 from agents.runtime import Reply
 from attestation.eventlog import RuntimeEvent, agent_event, agent_events
+from attestation.service.body import read_capped_body
 from enclave.errors import EnclaveError
 from enclave.gateway.errors import (
     AgentFailedError,
@@ -292,14 +293,6 @@ def parse_nonce(nonce: str | None) -> bytes:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it passes `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLargeError(f"the body is {declared} bytes, more than {limit}")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"the body is more than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_capped_body(
+        request, limit, too_large=RequestTooLargeError, malformed=MalformedRequestError
+    )
