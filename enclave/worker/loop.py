@@ -7,8 +7,14 @@ the contract does not care who sends).
 
 Inputs. An input whose first byte is `ENVELOPE_VERSION` (0x01) is an envelope sealed to the
 worker's X25519 key (`enclave.envelope`) with the context `onchain_envelope_context(agent, caller,
-chain_id)`; any other input is the agent's JSON as is (JSON text never starts with 0x01). Outputs
-are published in the clear: sealing them back to the caller is not done yet.
+chain_id)`; its plaintext is the caller's 32-byte X25519 reply key followed by the agent's JSON
+(the layout of the HTTP gateway's envelopes), and the output published on chain is the answer
+sealed to that reply key under `onchain_response_context(agent, request id, chain_id)`. Any other
+input is the agent's JSON as is (JSON text never starts with 0x01) and is answered in the clear.
+
+An envelope opens for one worker only. With peers, a worker answers an envelope it can open at
+once, whoever the request is assigned to, and leaves one it cannot open to its peers until the
+grace period has passed; then the assignee answers it with an `envelope_invalid` error.
 
 Outcomes. A caller at fault (input the agent refuses, an envelope that does not open) gets a
 fulfilment whose output is `{"error":{"code":...}}` (canonical JSON, the stable code of
@@ -41,12 +47,21 @@ from contracts.client import AgentClient, Transactor, request_from_event
 from contracts.errors import ChainUnavailableError, RevertError
 from contracts.events import EventReader
 from contracts.typed_data import fulfillment_message
-from enclave.envelope import ENVELOPE_VERSION, EnvelopeContext
-from enclave.errors import EnclaveError
+from enclave.envelope import ENVELOPE_VERSION, EnvelopeContext, seal_response
+from enclave.errors import EnclaveError, EnvelopeError
 from enclave.worker.assignment import may_take
 from enclave.worker.state import Job, JobState, WorkerState
 
-__all__ = ["FulfilmentSigner", "ServedRuntime", "StepReport", "Worker", "onchain_envelope_context"]
+__all__ = [
+    "REPLY_KEY_SIZE",
+    "FulfilmentSigner",
+    "Peers",
+    "ServedRuntime",
+    "StepReport",
+    "Worker",
+    "onchain_envelope_context",
+    "onchain_response_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +69,11 @@ log = logging.getLogger(__name__)
 # (or until its deadline passes and the contract answers `DeadlinePassed`).
 _REGISTRATION_ERRORS = frozenset({"WorkerNotRegistered", "RegistrationExpired", "WrongMeasurement"})
 _STATUS_OPEN = 1
+REPLY_KEY_SIZE = 32  # an X25519 public key
+
+# The workers sharing an agent: a fixed list, or a function of the agent's address (e.g. the
+# addresses currently registered for its measurement). None or empty: a lone worker.
+Peers = Sequence[str] | Callable[[str], Sequence[str]] | None
 
 
 class FulfilmentSigner(Protocol):
@@ -93,14 +113,28 @@ def onchain_envelope_context(agent: str, caller: str, chain_id: int) -> Envelope
     return EnvelopeContext(to_checksum_address(agent), to_checksum_address(caller), chain_id)
 
 
+def onchain_response_context(agent: str, request_id: int, chain_id: int) -> EnvelopeContext:
+    """The context an on-chain output is sealed to the caller's reply key under: the request id
+    is known by then, so a sealed answer does not open as another request's."""
+    return EnvelopeContext(to_checksum_address(agent), str(request_id), chain_id)
+
+
+@dataclass(frozen=True)
+class _Input:
+    """A job's input as the agent gets it, and the key its answer is sealed to (if any)."""
+
+    data: bytes
+    reply_key: bytes | None = None
+
+
 class Worker:
     """Serve `agents` (agent contract address → runtime) on the chain behind `tx`.
 
     `confirmations`: blocks an event must be buried under before it is read. `batch_size`: most
     fulfilments per `fulfillBatch` transaction. `clock`: Unix seconds, for deadlines and the
-    assignment grace period. `peers`: the workers sharing these agents (see
-    `enclave.worker.assignment`), None for a lone worker. `start_block`: where an agent never
-    read before starts (its deployment block, ideally)."""
+    assignment grace period. `peers`: the workers sharing these agents (see `Peers` and
+    `enclave.worker.assignment`). `start_block`: where an agent never read before starts (its
+    deployment block, ideally)."""
 
     def __init__(
         self,
@@ -113,7 +147,7 @@ class Worker:
         confirmations: int = 0,
         batch_size: int = 16,
         clock: Callable[[], float] = time.time,
-        peers: Sequence[str] | None = None,
+        peers: Peers = None,
         grace_s: float = 60.0,
         start_block: int = 0,
         agent_timeout_s: float = 60.0,
@@ -126,13 +160,14 @@ class Worker:
         self.sender = sender
         self.batch_size = batch_size
         self.clock = clock
-        self.peers = tuple(peers) if peers else None
+        self.peers = peers
         self.grace_s = grace_s
         self.agent_timeout_s = agent_timeout_s
         self.chain_id = tx.chain.chain_id
         self._runtimes: dict[str, ServedRuntime] = {
             str(to_checksum_address(a)): r for a, r in agents.items()
         }
+        self._opened: dict[tuple[str, int], _Input] = {}  # envelopes opened to decide ownership
         self._clients = {a: AgentClient(tx, a) for a in self._runtimes}
         self._readers = {
             a: EventReader(
@@ -176,7 +211,8 @@ class Worker:
 
     def _work(self, agent: str, report: StepReport) -> None:
         now = self.clock()
-        jobs = [j for j in self.state.open_jobs(agent) if self._mine(j, now)]
+        peers = self._peers(agent)
+        jobs = [j for j in self.state.open_jobs(agent) if self._mine(j, peers, now)]
         fresh = [j for j in jobs if j.state is not JobState.SUBMITTED]
         signed = [j for j in jobs if j.state is JobState.SUBMITTED]
         signed += self._answer(agent, fresh, now, report)
@@ -184,47 +220,74 @@ class Worker:
             if not self._fulfil(agent, signed[start : start + self.batch_size], report):
                 return
 
-    def _mine(self, job: Job, now: float) -> bool:
+    def _peers(self, agent: str) -> Sequence[str] | None:
+        peers = self.peers(agent) if callable(self.peers) else self.peers
+        return tuple(peers) if peers else None
+
+    def _mine(self, job: Job, peers: Sequence[str] | None, now: float) -> bool:
+        waited = now - job.seen_at
+        if peers and waited < self.grace_s and _is_envelope(job.request.input):
+            return self._opens(job)  # sealed to one worker: whoever holds the key answers
         return may_take(
             self.keys.address,
             job.request.id,
-            self.peers,
+            peers,
             agent=job.agent,
-            waited_s=now - job.seen_at,
+            waited_s=waited,
             grace_s=self.grace_s,
         )
 
+    def _opens(self, job: Job) -> bool:
+        key = (job.agent, job.request.id)
+        if key not in self._opened:
+            try:
+                self._opened[key] = self._open(job.agent, job)
+            except EnvelopeError:
+                return False
+        return True
+
     def _answer(self, agent: str, jobs: list[Job], now: float, report: StepReport) -> list[Job]:
         """Run the agent on `jobs` (one batch where it can) and sign each answer."""
-        pending: list[tuple[Job, Future[Reply] | bytes]] = []
+        pending: list[tuple[Job, Future[Reply] | bytes, bytes | None]] = []
         for job in jobs:
             if now > job.request.deadline:
                 self._fail(job, "expired", report)
                 continue
             self.state.transition(agent, job.request.id, JobState.RUNNING)
-            pending.append((job, self._submit(agent, job)))
+            pending.append((job, *self._submit(agent, job)))
         signed = []
-        for job, answer in pending:
+        for job, answer, reply_key in pending:
             body = answer if isinstance(answer, bytes) else self._result(job, answer, report)
-            if body is not None:
-                signed.append(self._sign(job, body))
+            if body is None:
+                continue
+            if reply_key is not None:
+                context = onchain_response_context(agent, job.request.id, self.chain_id)
+                body = seal_response(reply_key, body, context)
+            signed.append(self._sign(job, body))
         return signed
 
-    def _submit(self, agent: str, job: Job) -> Future[Reply] | bytes:
-        """The agent's pending reply, or at once the error body for input the caller got wrong."""
+    def _submit(self, agent: str, job: Job) -> tuple[Future[Reply] | bytes, bytes | None]:
+        """The agent's pending reply (or at once the error body for input the caller got wrong),
+        and the key to seal the answer to."""
+        reply_key = None
         try:
-            return self._runtimes[agent].submit(self._plaintext(agent, job))
+            plain = self._opened.pop((agent, job.request.id), None) or self._open(agent, job)
+            reply_key = plain.reply_key
+            return self._runtimes[agent].submit(plain.data), reply_key
         except (AgentError, EnclaveError) as exc:
             if not isinstance(exc, ValueError):  # InputError, EnvelopeError: the caller's fault
                 raise
-            return dump_canonical({"error": {"code": exc.code}})
+            return dump_canonical({"error": {"code": exc.code}}), reply_key
 
-    def _plaintext(self, agent: str, job: Job) -> bytes:
+    def _open(self, agent: str, job: Job) -> _Input:
         data = job.request.input
-        if data[:1] != bytes([ENVELOPE_VERSION]):
-            return data
+        if not _is_envelope(data):
+            return _Input(data)
         context = onchain_envelope_context(agent, job.request.caller, self.chain_id)
-        return self.keys.open_request(data, context)
+        plain = self.keys.open_request(data, context)
+        if len(plain) < REPLY_KEY_SIZE:
+            raise EnvelopeError(f"the plaintext must start with a {REPLY_KEY_SIZE}-byte reply key")
+        return _Input(plain[REPLY_KEY_SIZE:], plain[:REPLY_KEY_SIZE])
 
     def _result(self, job: Job, future: Future[Reply], report: StepReport) -> bytes | None:
         try:
@@ -309,8 +372,13 @@ class Worker:
         report.closed_elsewhere += 1
 
     def _fail(self, job: Job, code: str, report: StepReport) -> None:
+        self._opened.pop((job.agent, job.request.id), None)
         self.state.transition(job.agent, job.request.id, JobState.FAILED, detail=code)
         report.failed += 1
+
+
+def _is_envelope(data: bytes) -> bool:
+    return data[:1] == bytes([ENVELOPE_VERSION])
 
 
 def _or(value: int | None, default: int) -> int:

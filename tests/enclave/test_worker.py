@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_utils.crypto import keccak
 
 from agents.runtime import AgentRuntime
@@ -16,7 +17,8 @@ from attestation.token import agent_measurement_id
 from contracts.chain import connect
 from contracts.client import AgentClient, RequestInfo, create_agent, register
 from contracts.typed_data import Verdict, verdict_evidence, verdict_message
-from enclave.envelope import seal_request
+from enclave.envelope import open_response, seal_request
+from enclave.errors import EnvelopeError
 from enclave.keys import EnclaveKeys
 from enclave.worker import (
     JobState,
@@ -25,6 +27,7 @@ from enclave.worker import (
     assigned_worker,
     may_take,
     onchain_envelope_context,
+    onchain_response_context,
 )
 from tests.contracts.conftest import PRICE, ROYALTY_BPS, TIMEOUT, Stack, build_stack
 
@@ -203,16 +206,72 @@ def test_bad_input_is_fulfilled_with_a_typed_error(setup: Setup, data: bytes) ->
     assert event["id"] == request.id
 
 
-def test_opens_enveloped_inputs(setup: Setup) -> None:
+def sealed_input(setup: Setup, plain: bytes, to: bytes | None = None) -> tuple[bytes, Any]:
+    """An on-chain input sealed to the worker (or `to`), and the caller's reply key."""
     chain_id = setup.stack.chain.chain_id
     context = onchain_envelope_context(setup.agent.address, setup.stack.caller.address, chain_id)
-    plain = b'{"values": [40, 2]}'
-    setup.request(seal_request(setup.keys.x25519_public, plain, context))
+    reply = X25519PrivateKey.generate()
+    reply_public = reply.public_key().public_bytes_raw()
+    return seal_request(to or setup.keys.x25519_public, reply_public + plain, context), reply
+
+
+def test_opens_enveloped_inputs_and_seals_the_answer_to_the_callers_reply_key(
+    setup: Setup,
+) -> None:
+    data, reply = sealed_input(setup, b'{"values": [40, 2]}')
+    request = setup.request(data)
 
     setup.worker().step()
 
     (event,) = setup.fulfilled()
-    assert json.loads(bytes(event["output"]))["sum"] == 42.0
+    output = bytes(event["output"])
+    assert output[:1] == b"\x01"  # an envelope, not the answer in the clear
+    context = onchain_response_context(setup.agent.address, request.id, setup.stack.chain.chain_id)
+    assert json.loads(open_response(reply, output, context))["sum"] == 42.0
+    other = onchain_response_context(setup.agent.address, request.id + 1, context.chain_id)
+    with pytest.raises(EnvelopeError):
+        open_response(reply, output, other)
+
+
+def test_an_envelope_without_a_reply_key_is_answered_with_an_error(setup: Setup) -> None:
+    chain_id = setup.stack.chain.chain_id
+    context = onchain_envelope_context(setup.agent.address, setup.stack.caller.address, chain_id)
+    setup.request(seal_request(setup.keys.x25519_public, b"short", context))
+
+    assert setup.worker().step().fulfilled == 1
+
+    (event,) = setup.fulfilled()
+    assert json.loads(bytes(event["output"])) == {"error": {"code": "envelope_invalid"}}
+
+
+def test_with_peers_an_envelope_goes_to_the_worker_holding_its_key(setup: Setup) -> None:
+    """Sealed to this worker but assigned to a peer: taken at once. Sealed to the peer but
+    assigned here: left to the peer until the grace period ends, then answered as invalid."""
+    now = [1_000.0]
+    me, agent = setup.keys.address, setup.agent.address
+    peer_keys = EnclaveKeys.generate()
+    peer = peer_keys.address
+    ours, _ = sealed_input(setup, b'{"values": [1]}')
+    theirs, _ = sealed_input(setup, b'{"values": [2]}', to=peer_keys.x25519_public)
+    by_owner: dict[str, Any] = {}
+    while len(by_owner) < 2:  # one request assigned to the peer, one to this worker
+        data = ours if peer not in by_owner else theirs
+        request = setup.request(data)
+        owner = assigned_worker(request.id, [me, peer], agent=agent)
+        if owner.lower() == peer.lower() and data == ours:
+            by_owner[peer] = request
+        elif owner.lower() == me.lower() and data == theirs:
+            by_owner[me] = request
+    worker = setup.worker(peers=lambda _agent: [me, peer], grace_s=30, clock=lambda: now[0])
+
+    worker.step()
+    answered = {e["id"]: bytes(e["output"]) for e in setup.fulfilled()}
+    assert by_owner[peer].id in answered and by_owner[me].id not in answered
+
+    now[0] += 30
+    worker.step()
+    answered = {e["id"]: bytes(e["output"]) for e in setup.fulfilled()}
+    assert json.loads(answered[by_owner[me].id]) == {"error": {"code": "envelope_invalid"}}
 
 
 def test_an_expired_request_fails_as_expired(setup: Setup) -> None:
