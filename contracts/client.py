@@ -237,6 +237,9 @@ class AgentClient:
     def measurement(self) -> bytes:
         return bytes(self.tx.call(self.contract.functions.measurement()))
 
+    def registry(self) -> str:
+        return str(self.tx.call(self.contract.functions.registry()))
+
 
 def request_from_event(args: Any, block_number: int) -> RequestInfo:
     return RequestInfo(

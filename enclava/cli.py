@@ -32,6 +32,7 @@ from enclava.gateway_commands import gateway_app
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import quote, sim_app
 from enclava.tx_verify import EvidenceOptions, verify_tx
+from enclava.worker_commands import worker_app
 from enclave.errors import EnclaveError
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ app.command()(quote)
 app.add_typer(sim_app, name="sim")
 app.add_typer(attest_app, name="attest")
 app.add_typer(gateway_app, name="gateway")
+app.add_typer(worker_app, name="worker")
 app.command()(call)
 app.command()(dev)
 app.command("deploy-stack")(deploy_stack)
@@ -102,6 +104,10 @@ def verify(
     rpc_url: Annotated[
         str | None, typer.Option(help="With --tx: JSON-RPC URL of the chain.")
     ] = None,
+    request_id: Annotated[
+        int | None,
+        typer.Option(help="With --tx: verify only this request's fulfilment, not all.", min=0),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy. With --url: a gateway's
@@ -111,7 +117,7 @@ def verify(
         opts = EvidenceOptions(
             collateral, pccs, at, policy, root, cache_dir, allow_simulated, state
         )
-        verify_tx(tx, rpc_url, quote, url, opts, as_json)
+        verify_tx(tx, rpc_url, quote, url, opts, as_json, request_id)
     console = Console(stderr=False, highlight=False)
     now = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
     extra: dict[str, dict[str, str]] = {}
@@ -156,10 +162,30 @@ def verify(
 
 @app.command()
 def measure(
-    bundle: Annotated[Path, typer.Argument(help="Agent bundle directory (with agent.toml).")],
+    bundle: Annotated[
+        Path | None, typer.Argument(help="Agent bundle directory (with agent.toml).")
+    ] = None,
+    compose: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead: the dstack compose hash of this app-compose.json or docker-compose.yml."
+        ),
+    ] = None,
+    app_compose_out: Annotated[
+        Path | None, typer.Option(help="With --compose: write the hashed app-compose.json here.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Print an agent bundle's SHA-384 measurement (what its contract pins, what RTMR3 gets)."""
+    """Print an agent bundle's SHA-384 measurement (what its contract pins, what RTMR3 gets),
+    or with --compose the compose hash a dstack CVM reports (see enclava.compose_commands)."""
+    if (bundle is None) == (compose is None):
+        fail(as_json, "bad_usage", "pass exactly one of BUNDLE / --compose")
+    if compose is not None:
+        from enclava.compose_commands import measure_compose  # imports yaml: only on demand
+
+        measure_compose(compose, app_compose_out, as_json)
+        return
+    assert bundle is not None
     try:
         measured = measure_bundle(bundle)
     except AgentError as exc:

@@ -359,11 +359,18 @@ class DevStack:
 
 @contextmanager
 def serve_in_thread(
-    app: FastAPI, *, deadline_s: float = 10.0, lifespan: Literal["auto", "on", "off"] = "auto"
+    app: FastAPI,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    deadline_s: float = 10.0,
+    lifespan: Literal["auto", "on", "off"] = "auto",
 ) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
+    """Serve `app` with uvicorn in a thread on `host`:`port` (0: a free port); yields its base
+    URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan=lifespan)
     server = uvicorn.Server(config)
@@ -375,7 +382,7 @@ def serve_in_thread(
             if not thread.is_alive() or time.monotonic() > give_up:
                 raise DevStackError("a local HTTP server did not start")
             time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(deadline_s)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Annotated
@@ -53,7 +54,7 @@ def serve_command(
         try:
             tee = open_backend(backend, directory)
             keys = EnclaveKeys.load_or_create(tee, config.sealed_keys_path(directory))
-            agents = _load_agents(stack, agent or list(DEFAULT_AGENTS))
+            agents = load_agents(stack, agent or list(DEFAULT_AGENTS))
             app = build_app(tee, keys, agents, chain_id)
         except (BadInputError, EnclaveError, AgentError) as exc:
             fail(False, exc.code, exc.message)
@@ -68,15 +69,16 @@ def serve_command(
 
 
 def build_app(
-    tee: TeeBackend, keys: EnclaveKeys, agents: dict[str, ServedAgent], chain_id: int
+    tee: TeeBackend, keys: EnclaveKeys, agents: Mapping[str, ServedAgent], chain_id: int
 ) -> FastAPI:
     """Measure `agents` into `tee` (once, at boot) and build the gateway over them."""
     measure_agents_into(tee, agents)
     return create_app(tee=tee, keys=keys, agents=agents, chain_id=chain_id)
 
 
-def _load_agents(stack: ExitStack, specs: list[str]) -> dict[str, ServedAgent]:
-    agents: dict[str, ServedAgent] = {}
+def load_agents(stack: ExitStack, specs: list[str]) -> dict[str, AgentRuntime]:
+    """Load built-in agents or bundle directories (closed with `stack`), keyed by name."""
+    agents: dict[str, AgentRuntime] = {}
     for spec in specs:
         runtime = stack.enter_context(AgentRuntime.load(_bundle_path(spec)))
         name = runtime.manifest.name

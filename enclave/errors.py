@@ -4,7 +4,9 @@ EnclaveError
 ├── TeeUnavailableError   no usable TEE backend here (or the configured one is absent)
 ├── TeeProtocolError      a TEE interface answered out of protocol (sizes, generation, I/O)
 ├── SealingError          sealed state cannot be opened (other measurement, tampered, corrupt)
-└── EnvelopeError         an encrypted envelope cannot be opened (malformed, tampered, wrong key)
+├── EnvelopeError         an encrypted envelope cannot be opened (malformed, tampered, wrong key)
+├── RegistrationError     the attestation service or the registry refused this worker
+└── WorkerConfigError     the worker's configuration does not fit the chain (no bundle for an agent)
 """
 
 from __future__ import annotations
@@ -37,3 +39,11 @@ class SealingError(EnclaveError):
 
 class EnvelopeError(EnclaveError, ValueError):
     code = "envelope_invalid"
+
+
+class RegistrationError(EnclaveError):
+    code = "registration_failed"
+
+
+class WorkerConfigError(EnclaveError, ValueError):
+    code = "worker_misconfigured"
