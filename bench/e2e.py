@@ -200,7 +200,7 @@ def measure_chain(requests: int, state: Path) -> dict[str, Any]:
                 time.sleep(0.05)
             seconds.append(time.perf_counter() - sent)
             blocks.append(int(events[0]["blockNumber"]) - request.block_number)
-        errors = list(stack._threads.errors)
+        errors = stack.worker_errors
     print(f"chain: Anvil --block-time 1, DevStack ready in {setup_s:.1f} s, {requests} requests:")
     print(
         f"  blocks request→fulfilled: p50 {statistics.median(blocks):.1f}  "

@@ -16,13 +16,12 @@ measurement, encrypted), and reports each step.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,12 +35,11 @@ from fastapi import FastAPI
 from agents.builtin import builtin_bundle, builtin_names
 from agents.runtime import AgentRuntime
 from attestation import Policy
-from attestation.eventlog import events_to_json
 from attestation.service import ServiceKeys, ServiceSettings, simulator_domain
 from attestation.service import create_app as create_service_app
 from attestation.token import agent_measurement_id
 from contracts.chain import EMBEDDED, Chain, connect
-from contracts.client import AgentClient, Deployment, Transactor, create_agent, deploy, register
+from contracts.client import AgentClient, Deployment, Transactor, create_agent, deploy
 from enclava import config
 from enclava.gateway_commands import build_app
 from enclave.errors import EnclaveError
@@ -49,6 +47,7 @@ from enclave.gateway_client import GatewayClient
 from enclave.keys import EnclaveKeys
 from enclave.tee.sim import SimulatedTdx
 from enclave.worker import Worker, WorkerState
+from enclave.worker.registration import AttestationServiceClient, Registrar
 
 __all__ = [
     "DEFAULT_AGENTS",
@@ -137,11 +136,13 @@ class DevStack:
         rpc_url: str = EMBEDDED,
         agents: Sequence[str] = DEFAULT_AGENTS,
         poll_interval_s: float = 0.2,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.state = state
         self.rpc_url = rpc_url
         self.agent_specs = tuple(agents)
         self.poll_interval_s = poll_interval_s
+        self.clock = clock  # the attestation service's
         self.chain_lock = threading.Lock()  # the embedded chain is not thread-safe
         self.agents: dict[str, StackAgent] = {}
         self._exit = ExitStack()
@@ -178,7 +179,10 @@ class DevStack:
         self.sim = SimulatedTdx(config.sim_state_dir(self.state), now=datetime.now(UTC))
         settings = ServiceSettings(dev=True, cache_dir=None, refresh_interval_seconds=0)
         service_app = create_service_app(
-            settings, signing=ServiceKeys.generate(), dev_domains=[simulator_domain(self.sim)]
+            settings,
+            signing=ServiceKeys.generate(),
+            dev_domains=[simulator_domain(self.sim)],
+            clock=lambda: self.clock(),
         )
         self.service_url = self._exit.enter_context(serve_in_thread(service_app))
         self.service_signer = str(_get_json(f"{self.service_url}/v1/signers")["address"])
@@ -187,6 +191,12 @@ class DevStack:
         runtimes = self._load_runtimes()
         self.keys = EnclaveKeys.load_or_create(self.sim, config.sealed_keys_path(self.state))
         gateway_app = build_app(self.sim, self.keys, dict(runtimes), self.chain.chain_id)
+        service = AttestationServiceClient(self.service_url)
+        self._exit.callback(service.close)
+        self.registrar = Registrar(
+            self.sim, self.keys, self.tx, self.relayer, self.deployment.registry, service,
+            policy="dev",
+        )  # fmt: skip
         for name, runtime in runtimes.items():
             self.agents[name] = self._deploy_agent(name, runtime)
 
@@ -223,41 +233,12 @@ class DevStack:
     def _deploy_agent(self, name: str, runtime: AgentRuntime) -> StackAgent:
         digest = runtime.measurement.digest
         measurement = agent_measurement_id(digest)
-        self._register(name, measurement)
+        self.registrar.register(name, measurement)
         contract = create_agent(
             self.tx, self.owner, self.deployment.factory, measurement=measurement, price=PRICE,
             royalty_bps=ROYALTY_BPS, registry=self.deployment.registry, timeout=TIMEOUT_S,
         )  # fmt: skip
         return StackAgent(name, runtime.manifest.version, digest, measurement, contract, runtime)
-
-    def _register(self, agent: str, measurement: bytes) -> None:
-        """Quote → the attestation service → its signed verdict → `WorkerRegistry.register`."""
-        nonce = secrets.token_bytes(32)
-        quote = self.sim.quote(self.keys.report_data(nonce))
-        body = {
-            "quote": base64.b64encode(quote).decode(),
-            "event_log": events_to_json(self.sim.event_log()),
-            "binding": {
-                "address": self.keys.address,
-                "x25519_public": self.keys.x25519_public.hex(),
-                "nonce": nonce.hex(),
-            },
-            "policy": "dev",
-            "agent": agent,
-            "verdict_domain": {
-                "chain_id": self.chain.chain_id,
-                "verifying_contract": self.deployment.verifier,
-            },
-        }
-        answer = _post_json(f"{self.service_url}/v1/verify", body)
-        signed = answer.get("signed_verdict")
-        if not answer.get("accepted") or not isinstance(signed, dict):
-            why = answer.get("reasons") or answer.get("signed_verdict_omitted") or answer
-            raise DevStackError(f"the attestation service did not sign a verdict: {why}")
-        evidence = bytes.fromhex(str(signed["evidence"]).removeprefix("0x"))
-        registration = register(self.tx, self.relayer, self.deployment.registry, evidence)
-        if registration.measurement != measurement:
-            raise DevStackError(f"the verdict for {agent!r} carries another measurement")
 
     def _work(self, worker: Worker) -> None:
         stop = self._threads.stop
@@ -266,6 +247,11 @@ class DevStack:
                 report = worker.step()
             self._threads.errors.extend(report.errors)
             stop.wait(self.poll_interval_s)
+
+    @property
+    def worker_errors(self) -> list[str]:
+        """What the worker loop carried on past so far (chain hiccups, reverts), oldest first."""
+        return list(self._threads.errors)
 
     # ---------------------------------------------------------------- reporting
 
@@ -391,10 +377,6 @@ def serve_in_thread(
 
 def _get_json(url: str) -> dict[str, Any]:
     return _checked(httpx.get(url, timeout=30))
-
-
-def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    return _checked(httpx.post(url, json=body, timeout=60))
 
 
 def _checked(response: httpx.Response) -> dict[str, Any]:

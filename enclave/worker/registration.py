@@ -111,14 +111,17 @@ class Registrar:
                 },
             }
         )
+        # `abi.encode(worker, measurement, ...)`: check it is ours before paying for a revert
+        if evidence[12:32] != self.keys.address_bytes or evidence[32:64] != measurement:
+            raise RegistrationError(
+                f"the verdict for {agent!r} is for another worker or measurement"
+            )
         try:
             registration = register(self.tx, self.sender, self.registry, evidence)
         except ContractError as exc:
             raise RegistrationError(
                 f"the registry refused the verdict for {agent!r}: {exc}"
             ) from None
-        if registration.measurement != measurement:
-            raise RegistrationError(f"the verdict for {agent!r} carries another measurement")
         return registration
 
     def expires_at(self, measurement: bytes) -> int:
