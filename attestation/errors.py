@@ -10,6 +10,7 @@ only know the built-ins still catch them.
     ├── PolicyFormatError         a policy file is malformed
     ├── CollateralSourceError     PCS / PCCS / cache could not provide collateral
     ├── EventLogError             an event log is malformed or does not replay to the RTMRs
+    ├── ComposeFormatError        an app-compose document dstack would refuse
     └── VerificationError         a DCAP check failed (names the check)
         ├── UnsupportedQuoteError     version / TEE / key type / vendor / certification data
         ├── CertificateError          a certificate chain does not validate at `now`
@@ -71,6 +72,12 @@ class EventLogError(AttestationError, ValueError):
     """An event log cannot be parsed, or does not replay to the measured registers."""
 
     code = "event_log_mismatch"
+
+
+class ComposeFormatError(AttestationError, ValueError):
+    """An app-compose document dstack would refuse, or one that has no canonical form."""
+
+    code = "malformed_app_compose"
 
 
 class VerificationError(AttestationError):

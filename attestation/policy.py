@@ -1,10 +1,13 @@
-"""What a relying party accepts, applied to a `VerifiedQuote`.
+"""What a relying party accepts, applied to a `VerifiedQuote` or the same facts proven otherwise.
 
 `verify_quote` answers "is this a genuine quote and what is its TCB?"; a `Policy` answers "do
-I accept it?". Every rule that is set must pass. Allow-lists are `None` when not pinned; an
-*empty* allow-list denies every value (it never means "any"). Relaxations (debug TEEs, a
-non-Intel trust anchor such as the simulator's, any MRSERVICETD) are explicit options and every
-decision lists the ones in effect under `relaxations`.
+I accept it?". The rules read a `PolicySubject` — report body, TCB status, advisories, trust
+anchor, collateral date — so a DCAP verification proven by a zk receipt (`attestation.zk`) is
+judged by exactly the rules a direct verification is. Every rule that is set must pass.
+Allow-lists are `None` when not pinned; an *empty* allow-list denies every value (it never
+means "any"). Relaxations (debug TEEs, a non-Intel trust anchor such as the simulator's, any
+MRSERVICETD) are explicit options and every decision lists the ones in effect under
+`relaxations`.
 
 Policy files are TOML or JSON with the field names of `Policy`; hex values as strings.
 """
@@ -26,7 +29,7 @@ from attestation.quote import SgxReportBody, TdReport10, TdReport15
 from attestation.tcb import TcbStatus
 from attestation.verify import VerifiedQuote
 
-__all__ = ["Policy", "PolicyDecision"]
+__all__ = ["Policy", "PolicyDecision", "PolicySubject"]
 
 DEFAULT_TCB_STATUSES = frozenset({TcbStatus.UP_TO_DATE, TcbStatus.SW_HARDENING_NEEDED})
 _ZERO48 = bytes(48)
@@ -40,6 +43,33 @@ class PolicyDecision:
     accepted: bool
     reasons: tuple[str, ...]
     relaxations: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySubject:
+    """The verified facts a policy judges. `collateral_issued` is the oldest issue date of the
+    collateral used, or None where only its hashes are known (then `max_collateral_age` denies).
+    """
+
+    report: SgxReportBody | TdReport10
+    tee: str
+    tcb_status: TcbStatus
+    advisory_ids: tuple[str, ...]
+    simulated: bool
+    trust_anchor: str
+    collateral_issued: datetime | None
+
+    @classmethod
+    def of_quote(cls, v: VerifiedQuote) -> PolicySubject:
+        return cls(
+            report=v.quote.report,
+            tee=v.tee,
+            tcb_status=v.tcb_status,
+            advisory_ids=v.advisory_ids,
+            simulated=v.simulated,
+            trust_anchor=v.trust_anchor,
+            collateral_issued=v.collateral.oldest_issue_date,
+        )
 
 
 @dataclass(frozen=True)
@@ -65,7 +95,11 @@ class Policy:
 
     def evaluate(self, verified: VerifiedQuote, *, now: datetime) -> PolicyDecision:
         """Apply every rule; `now` is needed only for `max_collateral_age`."""
-        reasons = [r for rule in _RULES if (r := rule(self, verified, now)) is not None]
+        return self.evaluate_subject(PolicySubject.of_quote(verified), now=now)
+
+    def evaluate_subject(self, subject: PolicySubject, *, now: datetime) -> PolicyDecision:
+        """`evaluate` for facts verified by other means than `verify_quote` (a zk receipt)."""
+        reasons = [r for rule in _RULES if (r := rule(self, subject, now)) is not None]
         return PolicyDecision(not reasons, tuple(reasons), self.relaxations)
 
     @property
@@ -201,19 +235,19 @@ def _check_hex_list(values: list[str] | None, size: int) -> list[str] | None:
 # --- rules: each returns None when it passes, else a reason "<rule>: <why>" ------------------
 
 
-def _tcb_status(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+def _tcb_status(p: Policy, v: PolicySubject, _: datetime) -> str | None:
     if v.tcb_status in p.accepted_tcb_statuses:
         return None
     accepted = ", ".join(sorted(p.accepted_tcb_statuses)) or "none"
     return f"tcb_status: {v.tcb_status} is not accepted (accepted: {accepted})"
 
 
-def _advisories(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+def _advisories(p: Policy, v: PolicySubject, _: datetime) -> str | None:
     hit = sorted(a for a in v.advisory_ids if a.upper() in p.rejected_advisories)
     return f"advisories: rejected advisory {', '.join(hit)}" if hit else None
 
 
-def _simulated(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+def _simulated(p: Policy, v: PolicySubject, _: datetime) -> str | None:
     if not v.simulated or p.allow_simulated:
         return None
     return (
@@ -221,8 +255,8 @@ def _simulated(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
     )
 
 
-def _debug(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
-    report = v.quote.report
+def _debug(p: Policy, v: PolicySubject, _: datetime) -> str | None:
+    report = v.report
     debug = (
         report.attributes.debug if isinstance(report, SgxReportBody) else report.td_attributes.debug
     )
@@ -231,8 +265,8 @@ def _debug(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
     return None
 
 
-def _td_attributes(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
-    report = v.quote.report
+def _td_attributes(p: Policy, v: PolicySubject, _: datetime) -> str | None:
+    report = v.report
     if not isinstance(report, TdReport10):
         return None
     if report.td_attributes.reserved_bits_set:
@@ -242,8 +276,8 @@ def _td_attributes(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
     return None
 
 
-def _mrservicetd(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
-    report = v.quote.report
+def _mrservicetd(p: Policy, v: PolicySubject, _: datetime) -> str | None:
+    report = v.report
     if not isinstance(report, TdReport15) or p.allow_any_mrservicetd:
         return None
     value = report.mr_service_td
@@ -257,11 +291,11 @@ def _mrservicetd(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
 
 
 def _allow_list(name: str, get: Callable[[SgxReportBody | TdReport10], bytes | None]) -> Any:
-    def rule(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+    def rule(p: Policy, v: PolicySubject, _: datetime) -> str | None:
         allowed: frozenset[bytes] | None = getattr(p, name)
         if allowed is None:
             return None
-        value = get(v.quote.report)
+        value = get(v.report)
         if value is None:
             return f"{name}: pinned by the policy, but a {v.tee.upper()} quote has no {name}"
         if not allowed:
@@ -279,10 +313,10 @@ def _sgx(attr: str) -> Callable[[SgxReportBody | TdReport10], bytes | None]:
     return lambda r: getattr(r, attr) if isinstance(r, SgxReportBody) else None
 
 
-def _isv(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
+def _isv(p: Policy, v: PolicySubject, _: datetime) -> str | None:
     if p.isvprodid is None and p.min_isvsvn is None:
         return None
-    report = v.quote.report
+    report = v.report
     if not isinstance(report, SgxReportBody):
         return "isv: ISVPRODID/ISVSVN are pinned by the policy, but a TDX quote has none"
     if p.isvprodid is not None and report.isv_prod_id not in p.isvprodid:
@@ -292,22 +326,24 @@ def _isv(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
     return None
 
 
-def _report_data(p: Policy, v: VerifiedQuote, _: datetime) -> str | None:
-    if p.report_data is None or v.quote.report.report_data == p.report_data:
+def _report_data(p: Policy, v: PolicySubject, _: datetime) -> str | None:
+    if p.report_data is None or v.report.report_data == p.report_data:
         return None
     return "report_data: REPORTDATA is not the expected value (the quote is not bound to it)"
 
 
-def _collateral_age(p: Policy, v: VerifiedQuote, now: datetime) -> str | None:
+def _collateral_age(p: Policy, v: PolicySubject, now: datetime) -> str | None:
     if p.max_collateral_age is None:
         return None
-    age = now - v.collateral.oldest_issue_date
+    if v.collateral_issued is None:
+        return "collateral_age: the collateral's issue date is not known (only its hashes are)"
+    age = now - v.collateral_issued
     if age <= p.max_collateral_age:
         return None
     return f"collateral_age: collateral issued {age} ago, more than {p.max_collateral_age}"
 
 
-_RULES: tuple[Callable[[Policy, VerifiedQuote, datetime], str | None], ...] = (
+_RULES: tuple[Callable[[Policy, PolicySubject, datetime], str | None], ...] = (
     _simulated,
     _tcb_status,
     _advisories,

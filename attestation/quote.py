@@ -32,6 +32,7 @@ __all__ = [
     "TeeType",
     "decode_quote_file",
     "parse_quote",
+    "parse_report_body",
 ]
 
 HEADER_SIZE = 48
@@ -300,6 +301,17 @@ class Quote:
     def tee(self) -> str:
         """ "sgx" or "tdx", from the report body's type."""
         return "sgx" if self.body_type is BodyType.SGX else "tdx"
+
+
+def parse_report_body(raw: bytes, body_type: BodyType) -> Report:
+    """Parse a bare report body of `body_type` (an SGX report or a TD report 1.0 / 1.5), e.g. one
+    carried in a zk journal. Raises `QuoteFormatError` when `raw` is not exactly its size."""
+    size = _BODY_SIZES[body_type]
+    if len(raw) != size:
+        raise QuoteFormatError("report_body", 0, f"{body_type.name} body must be {size} bytes")
+    if body_type is BodyType.SGX:
+        return _parse_sgx_report(raw)
+    return _parse_td_report(raw, body_type)
 
 
 def parse_quote(raw: bytes) -> Quote:

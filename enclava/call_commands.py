@@ -15,15 +15,23 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from attestation import Collateral, Policy, TrustAnchor
+from attestation import Collateral
 from attestation.binding import check_worker_report_data
 from attestation.errors import AttestationError
 from attestation.eventlog import check_rtmrs
 from attestation.quote import TdReport10
 from attestation.verdict import Verdict
+from contracts.chain import connect
+from contracts.errors import ContractError
 from enclava import config
-from enclava.chain_commands import JsonOption, KeystoreOption, call_chain
-from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
+from enclava.chain_commands import JsonOption, KeystoreOption, chain_call
+from enclava.gateway_trust import (
+    GatewayTrust,
+    agent_contract,
+    contract_measurement,
+    pinned_agent,
+    verify_gateway,
+)
 from enclava.output import EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import StateOption
 from enclave.errors import EnclaveError
@@ -50,7 +58,21 @@ def call(
         bool, typer.Option("--chain", help="Call the agent's contract on a chain (--rpc-url).")
     ] = False,
     rpc_url: Annotated[
-        str | None, typer.Option(help="With --chain: JSON-RPC URL of the chain.")
+        str | None,
+        typer.Option(help="JSON-RPC URL of the chain (--chain, or --http with --agent-contract)."),
+    ] = None,
+    agent_contract: Annotated[
+        str | None,
+        typer.Option(
+            help="With --http: require the measurement this agent contract pins (needs --rpc-url)."
+        ),
+    ] = None,
+    encrypt_to: Annotated[
+        str | None,
+        typer.Option(
+            help="With --chain: seal the input to this gateway's attested worker (it must be "
+            "registered for the agent) and open the sealed answer."
+        ),
     ] = None,
     wait: Annotated[
         float, typer.Option(help="With --chain: seconds to wait for the fulfilment.", min=0)
@@ -59,8 +81,7 @@ def call(
     measurement: Annotated[
         str | None,
         typer.Option(
-            help="Require this agent bundle measurement (96 hex digits, `enclava measure`). "
-            "Pinning it from the agent's on-chain contract is not done yet."
+            help="Require this agent bundle measurement (96 hex digits, `enclava measure`)."
         ),
     ] = None,
     allow_simulated: Annotated[
@@ -86,40 +107,69 @@ def call(
     AGENT's contract, wait for its fulfilment and verify the worker (--chain)."""
     if (http is None) == (not chain):
         fail(as_json, "bad_usage", "pass exactly one of --http URL / --chain")
-    if chain:
-        if rpc_url is None:
-            fail(as_json, "bad_usage", "--chain needs --rpc-url")
-        call_chain(agent, input, rpc_url, wait=wait, keystore=keystore, as_json=as_json)
-        return
-    assert http is not None
-    now = datetime.now(UTC)
-    nonce = secrets.token_bytes(32)
     try:
-        if collateral is not None and pccs is not None:
-            raise BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
+        trust = GatewayTrust(allow_simulated, state, collateral, pccs, policy)
+    except BadInputError as exc:
+        fail(as_json, exc.code, exc.message)
+    if chain:
+        if rpc_url is None or agent_contract is not None:
+            fail(as_json, "bad_usage", "--chain needs --rpc-url, and takes no --agent-contract")
+        chain_call(
+            agent,
+            input,
+            rpc_url,
+            wait=wait,
+            keystore=keystore,
+            as_json=as_json,
+            encrypt_to=encrypt_to,
+            trust=trust,
+        )
+    assert http is not None
+    if encrypt_to is not None or (rpc_url is None) != (agent_contract is None):
+        fail(as_json, "bad_usage", "--http takes --agent-contract with --rpc-url, no --encrypt-to")
+    _call_http(agent, input, http, trust, measurement, rpc_url, agent_contract, plain, as_json)
+
+
+def _call_http(
+    agent: str,
+    input: str,
+    url: str,
+    trust: GatewayTrust,
+    measurement: str | None,
+    rpc_url: str | None,
+    contract: str | None,
+    plain: bool,
+    as_json: bool,
+) -> None:
+    """`call --http`: pinned to `measurement` (a bundle digest) and/or to the measurement the
+    agent contract `contract` pins on the chain at `rpc_url`."""
+    pins: dict[str, str] = {}
+    try:
         data = _read_input(input)
         pinned = _measurement(measurement)
-        rules = Policy.from_file(policy) if policy else Policy()
-        if allow_simulated:
-            rules = dataclasses.replace(rules, allow_simulated=True)
-        with GatewayClient(http) as client:
-            att = client.attest(nonce)
-            coll, anchor = _evidence(att.quote, collateral, pccs, allow_simulated, state, now)
-            verified = client.verify_attestation(
-                att,
-                nonce,
-                collateral=coll,
-                now=now,
-                trust_anchor=anchor,
-                policy=rules,
-                expected_measurement=pinned,
+        onchain = None
+        if contract is not None and rpc_url is not None:
+            onchain = contract_measurement(agent_contract(connect(rpc_url), contract))
+            pins = {"agent_contract": contract, "contract_measurement": "0x" + onchain.hex()}
+        with GatewayClient(url) as client:
+            verified = verify_gateway(
+                client, trust, now=datetime.now(UTC), expected_measurement=pinned
             )
+            if onchain is not None:
+                attested = pinned_agent(verified, agent, onchain)
+                verified = dataclasses.replace(verified, expected_measurement=attested.measurement)
             result = client.invoke(verified, agent, data, encrypt=not plain)
     except GatewayVerificationError as exc:
-        _reject(as_json, exc)
-    except (BadInputError, GatewayClientError, EnclaveError, AttestationError) as exc:
+        _reject(as_json, exc, pins)
+    except (
+        BadInputError,
+        GatewayClientError,
+        EnclaveError,
+        AttestationError,
+        ContractError,
+    ) as exc:
         fail(as_json, exc.code, exc.message, fields={"verified": False})
-    _emit(verified, result, pinned is not None, as_json)
+    _emit(verified, result, measurement is not None, pins, as_json)
 
 
 def fetch_attestation(url: str) -> tuple[Attestation, bytes]:
@@ -190,26 +240,9 @@ def _measurement(value: str | None) -> bytes | None:
     return raw
 
 
-def _evidence(
-    quote: bytes,
-    collateral: Path | None,
-    pccs: str | None,
-    simulated: bool,
-    state: Path | None,
-    now: datetime,
-) -> tuple[Collateral, TrustAnchor]:
-    """The collateral and trust anchor to verify the gateway's quote against."""
-    anchor = trust_anchor(None, simulated=simulated, state=state)
-    if collateral is not None:
-        return read_collateral(collateral), anchor
-    if simulated and pccs is None:
-        sim_dir = config.sim_state_dir(config.state_dir(state))
-        return SimulatedTdx(sim_dir, now=now).collateral(now=now), anchor
-    return fetch_collateral(quote, pccs, None, now), anchor
-
-
-def _reject(as_json: bool, exc: GatewayVerificationError) -> NoReturn:
-    doc = {"verified": False, "error": {"code": exc.code, "check": exc.check, "message": str(exc)}}
+def _reject(as_json: bool, exc: GatewayVerificationError, pins: dict[str, str]) -> NoReturn:
+    error = {"code": exc.code, "check": exc.check, "message": str(exc)}
+    doc = {**pins, "verified": False, "error": error}
     if as_json:
         print(json.dumps(doc, sort_keys=True))
     else:
@@ -219,20 +252,29 @@ def _reject(as_json: bool, exc: GatewayVerificationError) -> NoReturn:
     raise typer.Exit(EXIT_REJECTED)
 
 
-def _checks(result: InvokeResult, pinned: bool) -> list[str]:
+def _checks(result: InvokeResult, pinned: bool, contract: bool) -> list[str]:
     """The checks that passed: the attestation's, then the answer's."""
     checks = ["nonce", "quote", "policy", "binding", "event_log", "agents"]
     checks += ["measurement"] if pinned else []
+    checks += ["contract_measurement"] if contract else []
     checks += ["agent", "request_hash", "response_hash", "signature"]
     return checks + (["envelope"] if result.encrypted else [])
 
 
-def _emit(verified: VerifiedGateway, result: InvokeResult, pinned: bool, as_json: bool) -> None:
+def _emit(
+    verified: VerifiedGateway,
+    result: InvokeResult,
+    pinned: bool,
+    pins: dict[str, str],
+    as_json: bool,
+) -> None:
+    """`pins`: the agent contract and its measurement, when the call was pinned to one."""
     quoted = verified.verified_quote
     doc = {
+        **pins,
         "output": result.output,
         "verified": True,
-        "checks": _checks(result, pinned),
+        "checks": _checks(result, pinned, bool(pins)),
         "worker_address": verified.address,
         "agent": result.agent.name,
         "agent_version": result.agent.version,
@@ -256,4 +298,6 @@ def _emit(verified: VerifiedGateway, result: InvokeResult, pinned: bool, as_json
         f"(TCB {doc['tcb_status']}{', simulated' if quoted.simulated else ''})"
     )
     console.print(f"agent {result.agent.name} {result.agent.version}: {doc['agent_measurement']}")
+    if pins:
+        console.print(f"pinned by agent contract {pins['agent_contract']}")
     console.print(f"answer signed by the worker key, {mode}; checks: {', '.join(doc['checks'])}")

@@ -1,6 +1,7 @@
-"""`enclava deploy-stack`, `enclava deploy` and `enclava call --chain` (`call_chain`; the older
+"""`enclava deploy-stack`, `enclava deploy` and `enclava call --chain` (`chain_call`; the older
 `enclava call-chain` is a deprecated alias): put the shared contracts and an agent on a chain,
-and call an agent through its contract, verifying who answered.
+and call an agent through its contract, verifying who answered; with `--encrypt-to`, the input
+and output travel sealed (`enclava.onchain_envelope`).
 
 Signing keys come from ENCLAVA_PRIVATE_KEY or `--keystore` (password in
 ENCLAVA_KEYSTORE_PASSWORD), never from the command line. Exit status: 0 success / verified,
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_address, to_checksum_address
@@ -32,9 +35,13 @@ from contracts.client import deploy as deploy_contracts
 from contracts.errors import ContractError, RevertError
 from contracts.events import ChainEvent, EventReader
 from contracts.typed_data import fulfillment_message
+from enclava.gateway_trust import GatewayTrust
+from enclava.onchain_envelope import CallRejectedError, output_fields, seal_to_gateway
 from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, BadInputError, fail
+from enclave.errors import EnclaveError
+from enclave.gateway_client import GatewayClientError, GatewayVerificationError
 
-__all__ = ["call_chain", "deploy", "deploy_stack"]
+__all__ = ["call_chain", "chain_call", "deploy", "deploy_stack"]
 
 _POLL_S = 0.25
 
@@ -142,11 +149,28 @@ def call_chain(
     as_json: JsonOption = False,
 ) -> None:
     """Deprecated: use `enclava call AGENT --chain --rpc-url URL`. Pay an agent's contract for one
-    request, wait for its fulfilment and verify the worker.
+    request, wait for its fulfilment and verify the worker."""
+    chain_call(agent, input, rpc_url, wait=wait, keystore=keystore, as_json=as_json)
+
+
+def chain_call(
+    agent: str,
+    input: str,
+    rpc_url: str,
+    *,
+    wait: float,
+    keystore: Path | None,
+    as_json: bool,
+    encrypt_to: str | None = None,
+    trust: GatewayTrust | None = None,
+) -> NoReturn:
+    """Pay `agent`'s contract for one request, wait for its fulfilment and verify the worker;
+    with `encrypt_to` (a gateway URL, verified as `trust` says), the input is sealed to that
+    gateway's attested, registered worker and the sealed answer opened (`enclava.onchain_envelope`).
 
     Verified means: the fulfilling worker is registered for the agent's measurement in the
-    agent's registry, and the fulfilment signature recovers to that worker."""
-    console = Console(highlight=False)
+    agent's registry, and the fulfilment signature (over the on-chain output bytes) recovers to
+    that worker. A verified error answer (`{"error":{"code":...}}`) is still a rejection."""
     try:
         address = _address(agent, "AGENT_ADDRESS")
         data = _read_input(input)
@@ -156,7 +180,19 @@ def call_chain(
         if not chain.w3.eth.get_code(address):
             raise BadInputError("not_an_agent", f"no contract at {address}")
         client = AgentClient(tx, address)
-        request = client.request(account, data)
+        sealed = None
+        if encrypt_to is not None:
+            sealed = seal_to_gateway(
+                encrypt_to,
+                trust or GatewayTrust(),
+                client,
+                data,
+                caller=account.address,
+                chain_id=chain.chain_id,
+                now=datetime.now(UTC),
+                reply_key=X25519PrivateKey.generate(),
+            )
+        request = client.request(account, data if sealed is None else sealed.envelope)
         fulfilled = _wait_fulfilled(chain, client, request, wait)
         if fulfilled is None:
             _rejected(
@@ -166,20 +202,30 @@ def call_chain(
                 {"agent": address, "request_id": request.id, "verified": False},
             )
         doc = _verify(chain, tx, client, request, fulfilled)
+        doc.update(output_fields(bytes(fulfilled.args["output"]), sealed, doc, chain.chain_id))
+    except GatewayVerificationError as exc:
+        _rejected(as_json, exc.code, str(exc), {"check": exc.check, "verified": False})
+    except CallRejectedError as exc:
+        _rejected(as_json, exc.code, exc.message, {**exc.fields, "verified": False})
     except RevertError as exc:
         _reverted(as_json, exc)
-    except (BadInputError, ContractError) as exc:
-        fail(as_json, exc.code, exc.message)
+    except (BadInputError, ContractError, GatewayClientError, EnclaveError) as exc:
+        fail(as_json, exc.code, exc.message, fields={"verified": False})
+    _print_call(doc, as_json)
+    raise typer.Exit(EXIT_ACCEPTED if doc["verified"] else EXIT_REJECTED)
+
+
+def _print_call(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(doc, sort_keys=True))
-    else:
-        print(doc["output"])
-        mark = "[bold green]verified[/]" if doc["verified"] else "[bold red]NOT verified[/]"
-        console.print(
-            f"{mark}: request {doc['request_id']} fulfilled by {doc['worker']} "
-            f"(registered: {doc['registered']}, signature valid: {doc['signature_valid']})"
-        )
-    raise typer.Exit(EXIT_ACCEPTED if doc["verified"] else EXIT_REJECTED)
+        return
+    print(doc["output"])
+    mark = "[bold green]verified[/]" if doc["verified"] else "[bold red]NOT verified[/]"
+    sealed = f", encrypted to {doc['gateway_worker']}" if doc["encrypted"] else ""
+    Console(highlight=False, soft_wrap=True).print(
+        f"{mark}: request {doc['request_id']} fulfilled by {doc['worker']} "
+        f"(registered: {doc['registered']}, signature valid: {doc['signature_valid']}{sealed})"
+    )
 
 
 def _wait_fulfilled(
@@ -220,10 +266,6 @@ def _verify(
         except (ValueError, TypeError):
             recovered = None
     signature_valid = recovered is not None and recovered.lower() == worker.lower()
-    try:
-        shown: Any = json.loads(output)
-    except ValueError:
-        shown = output.decode("utf-8", "replace")
     return {
         "agent": client.address,
         "request_id": request.id,
@@ -235,8 +277,6 @@ def _verify(
         "signature_valid": signature_valid,
         "recovered": recovered,
         "fulfil_tx": "0x" + event.tx_hash.removeprefix("0x"),
-        "output": output.decode("utf-8", "replace"),
-        "output_json": shown,
         "verified": registered and signature_valid,
     }
 

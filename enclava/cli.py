@@ -33,6 +33,7 @@ from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInpu
 from enclava.tee_commands import quote, sim_app
 from enclava.tx_verify import EvidenceOptions, verify_tx
 from enclava.worker_commands import worker_app
+from enclava.zk_verify import verify_zk
 from enclave.errors import EnclaveError
 
 app = typer.Typer(
@@ -108,11 +109,26 @@ def verify(
         int | None,
         typer.Option(help="With --tx: verify only this request's fulfilment, not all.", min=0),
     ] = None,
+    zk: Annotated[
+        Path | None,
+        typer.Option(
+            help="Verify this RISC Zero receipt of a DCAP verification (needs --image-id)."
+        ),
+    ] = None,
+    image_id: Annotated[
+        str | None, typer.Option(help="With --zk: the trusted guest program's image ID (hex).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy. With --url: a gateway's
     attestation for a fresh nonce, its REPORTDATA binding and its event log too. With --tx: a past
-    fulfilment, its signer's registration and that worker's quote (QUOTE or --url)."""
+    fulfilment, its signer's registration and that worker's quote (QUOTE or --url). With --zk: a
+    RISC Zero receipt proving a DCAP verification, judged by the same policy."""
+    if zk is not None:
+        conflicting = quote is not None or url is not None or tx is not None
+        verify_zk(
+            zk, image_id, policy=policy, at=at, root=root, conflicting=conflicting, as_json=as_json
+        )
     if tx is not None:
         opts = EvidenceOptions(
             collateral, pccs, at, policy, root, cache_dir, allow_simulated, state

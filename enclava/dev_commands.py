@@ -4,7 +4,11 @@ worker and its gateway), optionally with an end-to-end demo; see `enclava.devsta
 from __future__ import annotations
 
 import json
-import time
+import os
+import shlex
+import signal
+import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +18,7 @@ from rich.table import Table
 
 from agents.errors import AgentError
 from attestation.errors import AttestationError
+from contracts.anvil import AnvilNode
 from contracts.chain import EMBEDDED
 from contracts.errors import ContractError
 from enclava import config
@@ -21,7 +26,7 @@ from enclava.devstack import DEFAULT_AGENTS, DemoStep, DevStack, DevStackError
 from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, fail
 from enclave.errors import EnclaveError
 
-__all__ = ["dev"]
+__all__ = ["dev", "write_env_file"]
 
 
 def dev(
@@ -38,6 +43,19 @@ def dev(
             f"(default: {', '.join(DEFAULT_AGENTS)})."
         ),
     ] = None,
+    anvil: Annotated[
+        bool,
+        typer.Option(
+            "--anvil", help="Start a local Anvil node (npm @foundry-rs/anvil) and use it."
+        ),
+    ] = False,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Once up, write `export ENCLAVA_...=` lines (URLs, addresses, a funded dev "
+            "key) here for other shells: `source FILE`."
+        ),
+    ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Call every agent on chain and over HTTP, then exit.")
     ] = False,
@@ -45,26 +63,33 @@ def dev(
 ) -> None:
     """Run chain, attestation service, contracts, a registered worker and its gateway locally."""
     console = Console(highlight=False, soft_wrap=True)
-    stack = DevStack(
-        config.state_dir(state),
-        rpc_url=rpc_url or EMBEDDED,
-        agents=agent or list(DEFAULT_AGENTS),
-    )
+    if anvil and rpc_url is not None:
+        fail(as_json, "bad_usage", "pass either --anvil or --rpc-url, not both")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stop.set())
     try:
-        with stack:
-            summary = stack.to_dict()
-            if not demo:
-                _print_summary(console, summary, as_json)
-                if not as_json:
-                    console.print("running; Ctrl-C stops everything")
-                try:
-                    while True:
-                        time.sleep(1)
-                except KeyboardInterrupt:
+        with ExitStack() as nodes:
+            if anvil:
+                rpc_url = nodes.enter_context(AnvilNode()).url
+            stack = DevStack(
+                config.state_dir(state),
+                rpc_url=rpc_url or EMBEDDED,
+                agents=agent or list(DEFAULT_AGENTS),
+            )
+            with stack:
+                summary = stack.to_dict()
+                if env_file is not None:
+                    write_env_file(env_file, stack)
+                if not demo:
+                    _print_summary(console, summary, as_json)
+                    if not as_json:
+                        console.print("running; Ctrl-C stops everything")
+                    stop.wait()
                     if not as_json:
                         console.print("stopping")
-                return
-            steps = stack.demo()
+                    return
+                steps = stack.demo()
     except (DevStackError, ContractError, AgentError, EnclaveError, AttestationError) as exc:
         fail(as_json, exc.code, str(exc))
     ok = bool(steps) and all(s.ok for s in steps)
@@ -75,6 +100,36 @@ def dev(
         _print_summary(console, summary, False)
         _print_demo(console, steps, ok)
     raise typer.Exit(EXIT_ACCEPTED if ok else EXIT_REJECTED)
+
+
+def write_env_file(path: Path, stack: DevStack) -> None:
+    """Shell `export` lines describing the running stack, mode 0600 (it holds a dev key). The
+    key is the caller account of a development chain, never a real one: `DevStack` refuses
+    chains without funded development accounts."""
+    agents = {
+        f"ENCLAVA_AGENT_{name.upper().replace('-', '_')}": a.contract.address
+        for name, a in stack.agents.items()
+    }
+    values = {
+        "ENCLAVA_RPC_URL": stack.chain.url,
+        "ENCLAVA_CHAIN_ID": str(stack.chain.chain_id),
+        "ENCLAVA_GATEWAY_URL": stack.gateway_url,
+        "ENCLAVA_SERVICE_URL": stack.service_url,
+        "ENCLAVA_SERVICE_SIGNER": stack.service_signer,
+        "ENCLAVA_VERIFIER": stack.deployment.verifier,
+        "ENCLAVA_REGISTRY": stack.deployment.registry,
+        "ENCLAVA_FACTORY": stack.deployment.factory,
+        "ENCLAVA_WORKER": stack.keys.address,
+        "ENCLAVA_STATE_DIR": str(stack.state.resolve()),
+        "ENCLAVA_PRIVATE_KEY": "0x" + bytes(stack.caller.key).hex(),
+        **agents,
+    }
+    text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)  # appears complete or not at all: a waiting shell may source it at once
 
 
 def _print_summary(console: Console, summary: dict[str, object], as_json: bool) -> None:

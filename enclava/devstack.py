@@ -42,6 +42,7 @@ from contracts.chain import EMBEDDED, Chain, connect
 from contracts.client import AgentClient, Deployment, Transactor, create_agent, deploy
 from enclava import config
 from enclava.gateway_commands import build_app
+from enclava.gateway_trust import pinned_agent
 from enclave.errors import EnclaveError
 from enclave.gateway_client import GatewayClient
 from enclave.keys import EnclaveKeys
@@ -327,11 +328,7 @@ class DevStack:
                     policy=Policy(allow_simulated=True),
                     expected_measurement=None,
                 )
-                attested = verified.agents.get(agent.name)
-                if attested is None:
-                    return DemoStep(step, False, "the gateway does not attest this agent")
-                if agent_measurement_id(attested.measurement) != pinned:
-                    return DemoStep(step, False, "attested measurement ≠ the contract's pin")
+                pinned_agent(verified, agent.name, pinned)
                 result = client.invoke(verified, agent.name, value)
         except (EnclaveError, httpx.HTTPError, OSError) as exc:
             return DemoStep(step, False, f"{type(exc).__name__}: {exc}")

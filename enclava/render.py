@@ -9,7 +9,7 @@ from rich.table import Table
 
 from attestation.verdict import Verdict
 
-_OUTCOME_STYLE = {
+OUTCOME_STYLE = {
     "pass": "[green]pass[/]",
     "fail": "[bold red]FAIL[/]",
     "not run": "[dim]not run[/]",
@@ -34,7 +34,7 @@ def verdict(console: Console, v: Verdict, name: str) -> None:
     checks.add_column("outcome")
     checks.add_column("what / why")
     for c in v.checks:
-        checks.add_row(c.name, _OUTCOME_STYLE[c.outcome], c.detail or c.description)
+        checks.add_row(c.name, OUTCOME_STYLE[c.outcome], c.detail or c.description)
     console.print(checks)
     if vq is not None:
         console.print(f"TCB status:  [bold]{vq.tcb_status}[/]")

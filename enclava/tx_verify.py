@@ -81,8 +81,10 @@ def verify_tx(
     url: str | None,
     options: EvidenceOptions,
     as_json: bool,
+    request_id: int | None = None,
 ) -> None:
-    """Run every step, print the report, exit 0 (all passed), 1 (a check failed) or 2."""
+    """Run every step, print the report, exit 0 (all passed), 1 (a check failed) or 2.
+    `request_id`: verify only that fulfilment of the transaction (default: all of them)."""
     steps: list[dict[str, str]] = []
     doc: dict[str, Any] = {"tx": tx_hash}
     try:
@@ -93,7 +95,7 @@ def verify_tx(
         if options.collateral is not None and options.pccs is not None:
             raise BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
         chain = connect(rpc_url)
-        worker, quote_hash = _chain_steps(chain, tx_hash, steps, doc)
+        worker, quote_hash = _chain_steps(chain, tx_hash, request_id, steps, doc)
         _quote_steps(worker, quote_hash, quote, url, options, steps, doc)
     except BadInputError as exc:
         fail(as_json, exc.code, exc.message, fields={"verified": False, "steps": steps})
@@ -111,9 +113,14 @@ def _step(steps: list[dict[str, str]], name: str, ok: bool, detail: str) -> bool
 
 
 def _chain_steps(
-    chain: Chain, tx_hash: str, steps: list[dict[str, str]], doc: dict[str, Any]
+    chain: Chain,
+    tx_hash: str,
+    request_id: int | None,
+    steps: list[dict[str, str]],
+    doc: dict[str, Any],
 ) -> tuple[str, bytes]:
-    """The on-chain steps; the worker and its registered quoteHash."""
+    """The on-chain steps; the worker and its registered quoteHash. A batch may hold several
+    workers' fulfilments, but a quote is one worker's: `request_id` picks one fulfilment."""
     w3 = chain.w3
     try:
         raw_hash = bytes.fromhex(tx_hash.removeprefix("0x"))
@@ -169,10 +176,29 @@ def _chain_steps(
                 signature,
             )
         )
-    doc["request_ids"] = [f.request_id for f in fulfilments]
+    doc["fulfilled_request_ids"] = [f.request_id for f in fulfilments]
+    if request_id is not None:
+        fulfilments = [f for f in fulfilments if f.request_id == request_id]
+        if not fulfilments:
+            raise BadInputError(
+                "not_a_fulfilment", f"{tx_hash} does not fulfil request {request_id}"
+            )
+    doc["request_ids"] = ids = [f.request_id for f in fulfilments]
     workers = sorted({f.worker for f in fulfilments})
-    _step(steps, "fulfilled", True, f"{len(fulfilments)} Fulfilled event(s) from {agent}")
-    _step(steps, "one_worker", len(workers) == 1, f"fulfilled by {', '.join(workers)}")
+    shown = ", ".join(map(str, ids))
+    _step(
+        steps,
+        "fulfilled",
+        True,
+        f"{len(events)} Fulfilled event(s) from {agent}; verifying {shown}",
+    )
+    _step(
+        steps,
+        "one_worker",
+        len(workers) == 1,
+        f"fulfilled by {', '.join(workers)}"
+        + ("" if len(workers) == 1 else "; pass --request-id to verify one fulfilment"),
+    )
     worker = workers[0]
     doc["worker"] = worker
     for f in fulfilments:
@@ -284,6 +310,7 @@ def _print(doc: dict[str, Any], as_json: bool) -> None:
         return
     console = Console(highlight=False)
     console.print(f"tx {doc['tx']}: agent {doc.get('agent')}, worker {doc.get('worker')}")
+    console.print(f"request(s) verified: {', '.join(map(str, doc.get('request_ids', [])))}")
     for s in doc["steps"]:
         mark = "[green]pass[/]" if s["status"] == "pass" else "[bold red]FAIL[/]"
         console.print(f"{s['step'] + ':':<16} {mark} ({s['detail']})")

@@ -23,6 +23,7 @@ from contracts.events import EventReader
 from contracts.typed_data import Verdict, fulfillment_message, verdict_evidence, verdict_message
 from enclava.cli import app
 
+pytestmark = pytest.mark.anvil
 runner = CliRunner()
 OUTPUT = b'{"answer":42}'
 

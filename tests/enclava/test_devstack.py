@@ -1,6 +1,6 @@
-"""`enclava dev --demo` end to end on the embedded chain: the worker registered through the
-attestation service, the `embed` agent called on chain and over HTTP (attested, pinned,
-encrypted), and the stack's own pieces checked directly."""
+"""`enclava dev --demo` end to end on the embedded chain and on Anvil (`--rpc-url`): the worker
+registered through the attestation service, the agents called on chain and over HTTP (attested,
+pinned, encrypted), and the stack's own pieces checked directly."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from attestation.token import agent_measurement_id
+from contracts.anvil import AnvilNode
+from contracts.chain import Chain
 from contracts.client import AgentClient
 from enclava.cli import app
 from enclava.devstack import DEMO_INPUTS, DevStack
@@ -76,3 +79,38 @@ def test_unknown_agent_is_bad_usage(tmp_path: Path) -> None:
 
     assert result.exit_code == 2, result.output
     assert json.loads(result.output)["error"]["code"] == "devstack_failed"
+
+
+@pytest.mark.anvil
+def test_stack_deploys_onto_anvil_dev_accounts_and_the_demo_passes(
+    node: AnvilNode, chain: Chain, tmp_path: Path
+) -> None:
+    with DevStack(tmp_path, rpc_url=node.url, agents=[str(SUM_BUNDLE)]) as stack:
+        owner, relayer, caller = chain.dev_accounts()[:3]
+        assert (stack.owner.address, stack.relayer.address, stack.caller.address) == (
+            owner.address,
+            relayer.address,
+            caller.address,
+        )
+        assert stack.to_dict()["chain"] == {"url": node.url, "chain_id": 31337}
+        factory = chain.w3.eth.get_code(stack.deployment.factory)  # on Anvil itself
+        assert factory
+        contract = AgentClient(stack.tx, stack.agents["sum"].contract.address)
+        assert contract.measurement() == agent_measurement_id(stack.agents["sum"].digest)
+
+        steps = stack.demo(deadline_s=30)
+
+        assert [(s.step, s.ok) for s in steps] == [("sum on chain", True), ("sum over HTTP", True)]
+        registry = stack.tx.contract("WorkerRegistry", stack.deployment.registry)
+        assert registry.functions.isRegistered(stack.keys.address, contract.measurement()).call()
+
+
+@pytest.mark.anvil
+def test_dev_demo_with_rpc_url(node: AnvilNode, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["dev", "--demo", "--json", "--rpc-url", node.url,
+                                 "--agent", str(SUM_BUNDLE), "--state", str(tmp_path)])  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["demo"]["ok"] is True and doc["chain"]["url"] == node.url
+    assert [a["name"] for a in doc["agents"]] == ["sum"]
