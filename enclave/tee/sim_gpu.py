@@ -188,8 +188,11 @@ class SimulatedGpu:
             raise ValueError(f"a GPU nonce is exactly {GPU_NONCE_SIZE} bytes")
         request = bytes([0x11, 0xE0, 0x01, 0xFF]) + nonce + b"\x00"
         record = b"".join(
-            bytes([index, 0x01]) + _u16(3 + len(value)) + bytes([_MUTABLE_FIRMWARE])
-            + _u16(len(value)) + value
+            bytes([index, 0x01])
+            + _u16(3 + len(value))
+            + bytes([_MUTABLE_FIRMWARE])
+            + _u16(len(value))
+            + value
             for index, value in self.measurements.items()
         )
         opaque = b"".join(_u16(kind) + _u16(len(v)) + v for kind, v in self._opaque_fields())
