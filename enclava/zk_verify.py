@@ -8,6 +8,7 @@ Exit status as for every `verify`: 0 accepted, 1 rejected, 2 unreadable input or
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -19,6 +20,7 @@ from rich.table import Table
 from attestation import Policy
 from attestation.errors import AttestationError
 from attestation.zk import Receipt, ZkVerdict, explain_receipt
+from attestation.zk.native import LIBRARY_ENV, choose_verifier
 from enclava.evidence import trust_anchor
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.render import OUTCOME_STYLE
@@ -49,13 +51,27 @@ def verify_zk(
         fail(as_json, exc.code, exc.message, fields=_unverified(exc.message))
     except AttestationError as exc:
         fail(as_json, exc.code, exc.message, fields=_unverified(exc.message))
+    choice = choose_verifier(os.environ.get(LIBRARY_ENV) or None)
     verdict = explain_receipt(
-        receipt, image_id=pinned, now=now, policy=loaded_policy, trust_anchor=anchor
+        receipt,
+        image_id=pinned,
+        now=now,
+        policy=loaded_policy,
+        trust_anchor=anchor,
+        verifier=choice.verifier,
     )
+    fallback = choice.native_unavailable
+    proof = {
+        "proof_verifier": "native" if choice.native else "py_ecc",
+        "native_unavailable": fallback.message if fallback else None,
+    }
     if as_json:
-        print(json.dumps(verdict.to_dict(), sort_keys=True))
+        print(json.dumps(verdict.to_dict() | proof, sort_keys=True))
     else:
-        render_zk_verdict(Console(highlight=False), verdict, receipt_path.name)
+        console = Console(highlight=False)
+        render_zk_verdict(console, verdict, receipt_path.name)
+        why = f" (native library: {fallback.message})" if fallback else ""
+        console.print(f"[dim]proof checked by {proof['proof_verifier']}{why}[/]")
     if verdict.accepted:
         raise typer.Exit(EXIT_ACCEPTED)
     raise typer.Exit(EXIT_BAD_INPUT if verdict.malformed else EXIT_REJECTED)

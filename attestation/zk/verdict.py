@@ -26,8 +26,9 @@ from attestation.policy import Policy, PolicyDecision, PolicySubject
 from attestation.tcb import TcbStatus
 from attestation.verdict import CheckOutcome
 from attestation.zk.errors import JournalFormatError, ReceiptVerificationError
-from attestation.zk.groth16 import VerifiedReceipt, check_receipt_header, verify_receipt
+from attestation.zk.groth16 import VerifiedReceipt, check_receipt_header
 from attestation.zk.journal import DcapJournal, decode_dcap_journal
+from attestation.zk.native import PurePythonVerifier, ReceiptVerifier
 from attestation.zk.params import PARAMETER_SETS, VerifierParameters
 from attestation.zk.receipt import Receipt
 
@@ -79,10 +80,13 @@ def verify_dcap_receipt(
     now: datetime,
     trust_anchor: TrustAnchor,
     parameter_sets: tuple[VerifierParameters, ...] = PARAMETER_SETS,
+    verifier: ReceiptVerifier | None = None,
 ) -> VerifiedDcapReceipt:
-    """Run `ZK_CHECKS` in order, the half-second pairing last; raises the first failure (a
-    `VerificationError` naming the check) or a `JournalFormatError`. Until the pairing passes
-    the journal is only a claim: the checks before it reject cheaply, they prove nothing."""
+    """Run `ZK_CHECKS` in order, the proof last; raises the first failure (a `VerificationError`
+    naming the check) or a `JournalFormatError`. Until the proof passes the journal is only a
+    claim: the checks before it reject cheaply, they prove nothing. `verifier` checks the proof:
+    the pure-Python pairing (about half a second) unless the native library is given
+    (`attestation.zk.native.choose_verifier`)."""
     check_receipt_header(receipt, image_id=image_id, parameter_sets=parameter_sets)
     journal = decode_dcap_journal(receipt.journal)
     root_hash = keccak(trust_anchor.certificate.tbs_certificate_bytes)
@@ -98,7 +102,8 @@ def verify_dcap_receipt(
         raise ReceiptVerificationError(
             "journal.time", f"verified at {journal.verified_at.isoformat()}, after now"
         )
-    verified = verify_receipt(receipt, image_id=image_id, parameter_sets=parameter_sets)
+    proof_checker = verifier or PurePythonVerifier(parameter_sets)
+    verified = proof_checker.verify(receipt, image_id=image_id)
     return VerifiedDcapReceipt(verified, journal, trust_anchor.label, not trust_anchor.is_intel)
 
 
@@ -168,6 +173,7 @@ def explain_receipt(
     policy: Policy,
     trust_anchor: TrustAnchor,
     parameter_sets: tuple[VerifierParameters, ...] = PARAMETER_SETS,
+    verifier: ReceiptVerifier | None = None,
 ) -> ZkVerdict:
     """Verify `receipt`, apply `policy`, and explain every check. Never raises for bad evidence."""
     try:
@@ -177,6 +183,7 @@ def explain_receipt(
             now=now,
             trust_anchor=trust_anchor,
             parameter_sets=parameter_sets,
+            verifier=verifier,
         )
     except VerificationError as exc:
         checks = _outcomes(exc.check, exc.reason)

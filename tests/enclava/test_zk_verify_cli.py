@@ -84,3 +84,16 @@ def test_receipt_whose_journal_is_not_a_dcap_output_exits_2() -> None:
     image_id = json.loads(v5.read_text())["image_id"]
     code, doc = verify_zk("--zk", str(v5), "--image-id", image_id)
     assert code == 2 and doc["error"]["code"] == "malformed_journal"  # type: ignore[index]
+
+
+def test_an_absent_native_library_falls_back_to_py_ecc_and_says_why(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('accepted_tcb_statuses = ["OutOfDate"]\n')
+    missing = tmp_path / "libenclava_r0.so"
+    args = ["verify", "--at", AT, "--json", "--zk", str(DCAP), "--image-id", DCAP_IMAGE_ID]
+    result = runner.invoke(
+        app, [*args, "--policy", str(policy)], env={"ENCLAVA_R0_LIBRARY": str(missing)}
+    )
+    doc = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.exit_code == 0 and doc["proof_verifier"] == "py_ecc"
+    assert str(missing) in doc["native_unavailable"]
