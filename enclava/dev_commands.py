@@ -103,9 +103,9 @@ def dev(
 
 
 def write_env_file(path: Path, stack: DevStack) -> None:
-    """Shell `export` lines describing the running stack, mode 0600 (it holds a dev key). The
-    key is the caller account of a development chain, never a real one: `DevStack` refuses
-    chains without funded development accounts."""
+    """Shell `export` lines describing the running stack, mode 0600 (it holds dev keys). The
+    keys are development accounts (the caller's, and a spare one to pay another worker's gas),
+    never real ones: `DevStack` refuses chains without funded development accounts."""
     agents = {
         f"ENCLAVA_AGENT_{name.upper().replace('-', '_')}": a.contract.address
         for name, a in stack.agents.items()
@@ -122,6 +122,7 @@ def write_env_file(path: Path, stack: DevStack) -> None:
         "ENCLAVA_WORKER": stack.keys.address,
         "ENCLAVA_STATE_DIR": str(stack.state.resolve()),
         "ENCLAVA_PRIVATE_KEY": "0x" + bytes(stack.caller.key).hex(),
+        "ENCLAVA_DEV_GAS_KEY": "0x" + bytes(stack.spare.key).hex(),
         **agents,
     }
     text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())

@@ -172,9 +172,9 @@ class DevStack:
         self.state.mkdir(parents=True, exist_ok=True)
         self.chain: Chain = connect(self.rpc_url)
         accounts = self.chain.dev_accounts()
-        if len(accounts) < 3:
+        if len(accounts) < 4:
             raise DevStackError(f"the chain at {self.rpc_url} has no funded development accounts")
-        self.owner, self.relayer, self.caller = accounts[0], accounts[1], accounts[2]
+        self.owner, self.relayer, self.caller, self.spare = accounts[:4]
         self.tx = Transactor(self.chain)
 
         self.sim = SimulatedTdx(config.sim_state_dir(self.state), now=datetime.now(UTC))
