@@ -99,7 +99,7 @@ def verify(
     tx: Annotated[
         str | None,
         typer.Option(
-            help="Verify this past fulfilment transaction (needs --rpc-url), see tx_verify."
+            help="Verify a past on-chain answer: this fulfilment transaction (needs --rpc-url)."
         ),
     ] = None,
     rpc_url: Annotated[
