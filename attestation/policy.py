@@ -9,6 +9,9 @@ means "any"). Relaxations (debug TEEs, a non-Intel trust anchor such as the simu
 MRSERVICETD) are explicit options and every decision lists the ones in effect under
 `relaxations`.
 
+GPU rules (`require_gpus`, `gpu_models`, `require_gpu_cc`, ...) judge the GPUs of an
+attestation bundle (`attestation.evidence`); the per-GPU rules are in `attestation.gpu.rules`.
+
 Policy files are TOML or JSON with the field names of `Policy`; hex values as strings.
 """
 
@@ -25,11 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from attestation import safejson
 from attestation.errors import PolicyFormatError
+from attestation.gpu.rules import GpuSubject, gpu_reasons
 from attestation.quote import SgxReportBody, TdReport10, TdReport15
 from attestation.tcb import TcbStatus
 from attestation.verify import VerifiedQuote
 
-__all__ = ["Policy", "PolicyDecision", "PolicySubject"]
+__all__ = ["GpuSubject", "Policy", "PolicyDecision", "PolicySubject"]
 
 DEFAULT_TCB_STATUSES = frozenset({TcbStatus.UP_TO_DATE, TcbStatus.SW_HARDENING_NEEDED})
 _ZERO48 = bytes(48)
@@ -92,6 +96,12 @@ class Policy:
     min_isvsvn: int | None = None
     report_data: bytes | None = None
     max_collateral_age: timedelta | None = None
+    require_gpus: int = 0
+    gpu_models: frozenset[str] | None = None
+    require_gpu_cc: bool = True
+    allow_gpu_devtools: bool = False
+    min_gpu_driver_version: str | None = None
+    allow_simulated_gpu: bool = False
 
     def evaluate(self, verified: VerifiedQuote, *, now: datetime) -> PolicyDecision:
         """Apply every rule; `now` is needed only for `max_collateral_age`."""
@@ -101,6 +111,17 @@ class Policy:
         """`evaluate` for facts verified by other means than `verify_quote` (a zk receipt)."""
         reasons = [r for rule in _RULES if (r := rule(self, subject, now)) is not None]
         return PolicyDecision(not reasons, tuple(reasons), self.relaxations)
+
+    def evaluate_gpu(self, gpu: GpuSubject) -> tuple[str, ...]:
+        """The per-GPU rules (simulated root, model, CC mode, driver version): the reasons this
+        verified GPU is not accepted, empty when it is."""
+        return gpu_reasons(self, gpu)
+
+    def gpu_count_reason(self, attested: int) -> str | None:
+        """`require_gpus`: why `attested` GPUs (verified, each accepted) are too few, if so."""
+        if attested >= self.require_gpus:
+            return None
+        return f"gpus: {attested} attested GPU(s), the policy requires {self.require_gpus}"
 
     @property
     def relaxations(self) -> tuple[str, ...]:
@@ -113,6 +134,14 @@ class Policy:
             out.append("require_sept_ve_disable=false: TDs may receive #VE on EPT violations")
         if self.allow_any_mrservicetd:
             out.append("allow_any_mrservicetd: any service TD may be bound to the TD")
+        if self.allow_simulated_gpu:
+            out.append("allow_simulated_gpu: GPU reports rooted in a non-NVIDIA root are accepted")
+        if not self.require_gpu_cc:
+            out.append(
+                "require_gpu_cc=false: GPUs outside confidential-computing mode are accepted"
+            )
+        if self.allow_gpu_devtools:
+            out.append("allow_gpu_devtools: GPUs in CC developer-tools mode are accepted")
         return tuple(out)
 
     @classmethod
@@ -166,6 +195,12 @@ class _PolicyDocument(BaseModel):
     min_isvsvn: int | None = Field(default=None, ge=0, le=0xFFFF)
     report_data: str | None = None
     max_collateral_age_seconds: int | None = Field(default=None, gt=0)
+    require_gpus: int = Field(default=0, ge=0, le=64)
+    gpu_models: list[str] | None = None
+    require_gpu_cc: bool = True
+    allow_gpu_devtools: bool = False
+    min_gpu_driver_version: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)*$")
+    allow_simulated_gpu: bool = False
 
     @field_validator("allowed_mrservicetd", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
     @classmethod
@@ -208,6 +243,12 @@ class _PolicyDocument(BaseModel):
             if self.report_data is None
             else bytes.fromhex(_strip(self.report_data)),
             max_collateral_age=None if age is None else timedelta(seconds=age),
+            require_gpus=self.require_gpus,
+            gpu_models=None if self.gpu_models is None else frozenset(self.gpu_models),
+            require_gpu_cc=self.require_gpu_cc,
+            allow_gpu_devtools=self.allow_gpu_devtools,
+            min_gpu_driver_version=self.min_gpu_driver_version,
+            allow_simulated_gpu=self.allow_simulated_gpu,
         )
 
 

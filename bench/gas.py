@@ -6,7 +6,10 @@ for 32-byte and 1-KiB inputs and outputs:
 * `AgentFactory` deploy and one agent clone deploy (`createAgent`);
 * `WorkerRegistry.register` through `SignedVerdictVerifier` (a fresh worker; the EIP-712 verdict
   is signed in Python with eth_account);
-* `request`, `fulfill`, `fulfillBatch` of 10 (per request), `cancel` and `withdraw`.
+* `request`, `fulfill`, `fulfillBatch` of 10 (per request), `cancel` and `withdraw`;
+* `ZkAttestationVerifier.verifyReceipt` of Automata's real RISC Zero receipt of a TDX quote's DCAP
+  verification (tests/data/zk-samples): the Groth16 proof (BN254 precompiles), the journal read
+  and the image policy, sent as a transaction.
 
 Every figure is the `gasUsed` of one standalone transaction (so the registry, the agent's slots
 and the credit slots are cold, as in real use), after a warm-up that puts the agent in steady
@@ -19,7 +22,7 @@ succeed or the bench fails.
 
 `--json` makes the last line one JSON object: `request`, `fulfill`, `fulfill_batch_per_request`,
 `agent_deploy`, `register`, `cancel`, `withdraw`, `factory_deploy` (32-byte payloads), the same
-with a `_1k` suffix for 1-KiB payloads, and `goals` / `pass`.
+with a `_1k` suffix for 1-KiB payloads, `zk_verify_gas`, and `goals` / `pass`.
 """
 
 from __future__ import annotations
@@ -63,7 +66,11 @@ GOALS = {
     "fulfill": 60_000,
     "fulfill_batch_per_request": 35_000,
     "agent_deploy": 150_000,
+    "zk_verify_gas": 350_000,
 }
+ZK_RECEIPT = (
+    Path(__file__).resolve().parents[1] / "tests/data/zk-samples/automata_dcap_risc0_receipt.json"
+)
 SIZES = {"": 32, "_1k": 1024}
 
 
@@ -241,6 +248,29 @@ class Chain:
     def withdraw(self, account: ChecksumAddress) -> int:
         return self.send(self.agent.functions.withdraw(), account)["gasUsed"]
 
+    def zk_verify(self) -> int:
+        """Verifies Automata's receipt through a `ZkAttestationVerifier` whose policy accepts the
+        receipt's own platform, TCB status and root; returns gas."""
+        sample = json.loads(ZK_RECEIPT.read_text(encoding="utf-8"))
+        seal, journal = bytes.fromhex(sample["seal"]), bytes.fromhex(sample["journal"])
+        groth16 = self.deploy(
+            "RiscZeroGroth16Verifier",
+            bytes.fromhex(sample["control_root"]),
+            bytes.fromhex(sample["bn254_control_id"]),
+        )
+        tail = 2 + int.from_bytes(journal[:2], "big")
+        collateral_time = int.from_bytes(journal[tail : tail + 8], "big")
+        verifier = self.deploy(
+            "ZkAttestationVerifier",
+            groth16.address,
+            bytes.fromhex(sample["image_id"]),
+            journal[tail + 72 : tail + 104],
+            self.now() - collateral_time + 86_400,
+            [journal[6]],
+            [keccak(journal[133:485])],
+        )
+        return self.send(verifier.functions.verifyReceipt(seal, journal), self.relayer)["gasUsed"]
+
 
 def measure() -> tuple[dict[str, int], set[str]]:
     """Runs the scenario once; returns gas by figure name and the figures at the calldata floor."""
@@ -261,6 +291,7 @@ def measure() -> tuple[dict[str, int], set[str]]:
         cancelled, _ = chain.request(payload)
         chain.gas[f"cancel{suffix}"] = chain.cancel(cancelled)
     chain.gas["withdraw"] = chain.withdraw(chain.owner)
+    chain.gas["zk_verify_gas"] = chain.zk_verify()
     return chain.gas, floored
 
 
@@ -273,6 +304,7 @@ ROWS = (
     ("fulfill_batch_per_request", f"fulfillBatch of {BATCH}, per request"),
     ("cancel", "cancel (caller holds no credit)"),
     ("withdraw", "withdraw (owner royalties)"),
+    ("zk_verify_gas", "zk verifyReceipt (Automata receipt, Groth16)"),
 )
 
 

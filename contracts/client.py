@@ -7,6 +7,7 @@ sent), signed locally and sent raw, so the embedded chain and any RPC node behav
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,8 +68,7 @@ class Transactor:
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
-        names = ("Agent", "AgentFactory", "WorkerRegistry", "SignedVerdictVerifier")
-        self._decoder = RevertDecoder(artifacts.load(n).abi for n in names)
+        self._decoder = RevertDecoder(artifacts.load(n).abi for n in artifacts.names())
 
     def contract(self, name: str, address: str) -> Contract:
         return self.chain.w3.eth.contract(address=address, abi=artifacts.load(name).abi)  # type: ignore[call-overload, no-any-return]
@@ -118,12 +118,20 @@ class Transactor:
 
 
 def _embedded_revert_data(exc: BaseException) -> bytes | None:
-    """py-evm's revert bytes, wrapped by eth-tester (`TransactionFailed(Revert(data))`)."""
+    """py-evm's revert bytes, wrapped by eth-tester (`TransactionFailed(Revert(data))`); on
+    `eth_call` eth-tester passes them as the text of a bytes literal (`"b'\\xc3...'"`)."""
     seen: BaseException | None = exc
     while seen is not None:
         for arg in seen.args:
             if isinstance(arg, bytes):
                 return arg
+            if isinstance(arg, str) and arg.startswith(("b'", 'b"')):
+                try:
+                    value = ast.literal_eval(arg)
+                except (ValueError, SyntaxError):
+                    continue
+                if isinstance(value, bytes):
+                    return value
             if isinstance(arg, BaseException) and arg.args and isinstance(arg.args[0], bytes):
                 return bytes(arg.args[0])
         seen = seen.__cause__ or seen.__context__

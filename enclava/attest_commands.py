@@ -17,6 +17,7 @@ from attestation.service import (
 )
 from attestation.service.server import load_keys, serve
 from enclava import config
+from enclava.logs import LogFormat, LogFormatOption, LogLevel, LogLevelOption, configure_logging
 from enclava.output import fail
 from enclave.tee.sim import SimulatedTdx
 
@@ -44,8 +45,14 @@ def serve_command(
     state: Annotated[
         Path | None, typer.Option(help="State directory of the local simulator (with --dev).")
     ] = None,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (costs verify throughput).")
+    ] = False,
+    log_format: LogFormatOption = LogFormat.TEXT,
+    log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
     """Serve POST /v1/verify, tokens, EIP-712 verdicts, JWKS, metrics until interrupted."""
+    configure_logging(log_format, log_level)
     overrides: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -70,4 +77,5 @@ def serve_command(
     serve(
         settings,
         lambda: create_app(settings, signing=keys, self_attestation=attestor, dev_domains=domains),
+        access_log=access_log,
     )

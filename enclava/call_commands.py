@@ -1,7 +1,8 @@
 """`enclava call`: verify a worker gateway's attestation, call one of its agents (encrypted by
 default) and verify the signed answer (see `enclave.gateway_client`); with `--chain`, call the
 agent's contract instead (see `enclava.chain_commands`). Also the gateway side of
-`enclava verify --url`: fetch an attestation and check its binding and event log."""
+`enclava verify --url`: fetch an attestation and check its binding, its event log and each of
+its GPUs."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from attestation import Collateral
+from attestation import Collateral, Policy, TrustAnchor
 from attestation.binding import check_worker_report_data
 from attestation.errors import AttestationError
 from attestation.eventlog import check_rtmrs
+from attestation.evidence import GpuResult, verify_gpus
+from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.quote import TdReport10
 from attestation.verdict import Verdict
 from contracts.chain import connect
@@ -184,10 +187,76 @@ def sim_collateral(state: Path | None, now: datetime) -> Collateral:
     return SimulatedTdx(config.sim_state_dir(config.state_dir(state)), now=now).collateral(now=now)
 
 
-def gateway_checks(att: Attestation, nonce: bytes, verdict: Verdict) -> dict[str, dict[str, str]]:
+def gateway_checks(
+    att: Attestation,
+    nonce: bytes,
+    verdict: Verdict,
+    *,
+    policy: Policy | None = None,
+    gpu_anchors: tuple[TrustAnchor, ...] | None = None,
+    now: datetime | None = None,
+) -> dict[str, dict[str, str]]:
     """`binding` (REPORTDATA binds the attested address, X25519 key and our nonce) and
     `event_log` (the event log replays to the quoted RTMRs): each `{status, detail}`, status
-    "pass", "fail" or "not run" (the quote did not verify)."""
+    "pass", "fail" or "not run" (the quote did not verify). Then one `gpu[i]` per GPU (its
+    verification against `gpu_nonce(nonce)` and `policy`'s GPU rules, with its facts) and
+    `gpus` when the policy requires GPUs (`gpu_checks`)."""
+    return {
+        **_cpu_checks(att, nonce, verdict),
+        **gpu_checks(
+            att,
+            nonce,
+            policy=policy or Policy(),
+            anchors=gpu_anchors or (nvidia_device_root(),),
+            now=now or datetime.now(UTC),
+        ),
+    }
+
+
+def gpu_checks(
+    att: Attestation,
+    nonce: bytes,
+    *,
+    policy: Policy,
+    anchors: tuple[TrustAnchor, ...],
+    now: datetime,
+) -> dict[str, dict[str, str]]:
+    """Per GPU `gpu[i]`: `{status, detail}` and, when it verified, its model, FWID, driver,
+    CC state and root; `gpus`: whether enough GPUs were attested (only when the policy
+    requires some)."""
+    results = verify_gpus(
+        att.gpus, spdm_nonce=gpu_nonce(nonce), now=now, trust_anchors=anchors, policy=policy
+    )
+    out = {f"gpu[{r.index}]": _gpu_entry(r) for r in results}
+    if policy.require_gpus:
+        short = policy.gpu_count_reason(sum(r.accepted for r in results))
+        out["gpus"] = {
+            "status": "fail" if short else "pass",
+            "detail": short or f"{policy.require_gpus} attested GPU(s) required and present",
+        }
+    return out
+
+
+def _gpu_entry(result: GpuResult) -> dict[str, str]:
+    v = result.verified
+    if v is None:
+        return {"status": "fail", "detail": "; ".join(result.reasons)}
+    cc = result.evidence.cc_state
+    mode = ("CC on" if cc.enabled else "CC off") + (", devtools" if cc.devtools else "")
+    facts = f"{v.model} ({v.arch}), driver {v.driver_version}, {mode}, FWID {v.fwid.hex()[:16]}..."
+    return {
+        "status": "pass" if result.accepted else "fail",
+        "detail": "; ".join(result.reasons) or facts,
+        "model": v.model,
+        "fwid": v.fwid.hex(),
+        "driver_version": v.driver_version,
+        "cc_state": "on" if cc.enabled else "off",
+        "simulated": str(v.simulated).lower(),
+        "trust_anchor": v.trust_anchor,
+    }
+
+
+def _cpu_checks(att: Attestation, nonce: bytes, verdict: Verdict) -> dict[str, dict[str, str]]:
     vq = verdict.verified_quote
     if vq is None:
         skipped = {"status": "not run", "detail": "the quote did not verify"}

@@ -27,7 +27,12 @@ from enclava.call_commands import call, fetch_attestation, gateway_checks, sim_c
 from enclava.chain_commands import call_chain, deploy, deploy_stack
 from enclava.demo import simulated_worker, verify_samples
 from enclava.dev_commands import dev
-from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
+from enclava.evidence import (
+    fetch_collateral,
+    gpu_trust_anchors,
+    read_collateral,
+    trust_anchor,
+)
 from enclava.gateway_commands import gateway_app
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import quote, sim_app
@@ -150,7 +155,9 @@ def verify(
             raw = _read_quote(quote)
         loaded_policy = Policy.from_file(policy) if policy else Policy()
         if allow_simulated:
-            loaded_policy = dataclasses.replace(loaded_policy, allow_simulated=True)
+            loaded_policy = dataclasses.replace(
+                loaded_policy, allow_simulated=True, allow_simulated_gpu=True
+            )
         anchor = trust_anchor(root, simulated=allow_simulated, state=state)
         if collateral is not None:
             coll = read_collateral(collateral)
@@ -162,7 +169,10 @@ def verify(
             raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
         )
         if url is not None:
-            extra = gateway_checks(att, nonce, verdict)
+            gpu_anchors = gpu_trust_anchors(allow_simulated, state)
+            extra = gateway_checks(
+                att, nonce, verdict, policy=loaded_policy, gpu_anchors=gpu_anchors, now=now
+            )
             failed = [f"{k}: {v['detail']}" for k, v in extra.items() if v["status"] == "fail"]
             if failed:
                 verdict = dataclasses.replace(

@@ -1,5 +1,6 @@
 """Where the CLI gets what verification needs: collateral (a file, a PCCS / Intel PCS through
-the on-disk cache) and the trust anchor (Intel's, a given root, or the local simulator's)."""
+the on-disk cache), the CPU trust anchor (Intel's, a given root, or the local simulator's) and
+the GPU trust anchors (NVIDIA's device root, plus the local simulated GPU's when allowed)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from datetime import datetime
 from pathlib import Path
 
 from attestation import Collateral, TrustAnchor
+from attestation.gpu import nvidia_device_root
 from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCache, PcsClient
 from enclava import config
 from enclava.output import BadInputError
+from enclave.errors import TeeUnavailableError
 from enclave.tee.sim import load_trust_anchor
+from enclave.tee.sim_gpu import load_gpu_trust_anchor
 
-__all__ = ["fetch_collateral", "read_collateral", "trust_anchor"]
+__all__ = ["fetch_collateral", "gpu_trust_anchors", "read_collateral", "trust_anchor"]
 
 
 def read_collateral(path: Path) -> Collateral:
@@ -45,3 +49,15 @@ def trust_anchor(root: Path | None, *, simulated: bool, state: Path | None) -> T
         message = f"cannot read root {root}: {exc.strerror}"
         raise BadInputError("unreadable_input", message) from None
     return TrustAnchor.from_bytes(data, f"custom root ({root.name})")
+
+
+def gpu_trust_anchors(allow_simulated: bool, state: Path | None) -> tuple[TrustAnchor, ...]:
+    """NVIDIA's device root; with `allow_simulated`, also the local simulated GPU's root when
+    the state directory has one (`gateway serve --gpu sim` creates it)."""
+    if not allow_simulated:
+        return (nvidia_device_root(),)
+    try:
+        sim = load_gpu_trust_anchor(config.sim_state_dir(config.state_dir(state)))
+    except TeeUnavailableError:
+        return (nvidia_device_root(),)
+    return (nvidia_device_root(), sim)

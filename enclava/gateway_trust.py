@@ -22,7 +22,7 @@ from attestation.token import agent_measurement_id
 from contracts.chain import Chain
 from contracts.client import AgentClient, Transactor
 from enclava import config
-from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
+from enclava.evidence import fetch_collateral, gpu_trust_anchors, read_collateral, trust_anchor
 from enclava.output import BadInputError
 from enclave.gateway_client import (
     AttestedAgent,
@@ -70,7 +70,7 @@ def verify_gateway(
     `GatewayVerificationError` naming the failed check."""
     rules = Policy.from_file(trust.policy) if trust.policy else Policy()
     if trust.allow_simulated:
-        rules = dataclasses.replace(rules, allow_simulated=True)
+        rules = dataclasses.replace(rules, allow_simulated=True, allow_simulated_gpu=True)
     nonce = secrets.token_bytes(32)
     att = client.attest(nonce)
     collateral, anchor = _evidence(att.quote, trust, now)
@@ -82,6 +82,7 @@ def verify_gateway(
         trust_anchor=anchor,
         policy=rules,
         expected_measurement=expected_measurement,
+        gpu_trust_anchors=gpu_trust_anchors(trust.allow_simulated, trust.state),
     )
 
 

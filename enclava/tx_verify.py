@@ -44,7 +44,7 @@ from contracts.client import Transactor
 from contracts.errors import ContractError
 from contracts.typed_data import fulfillment_message
 from enclava.call_commands import fetch_attestation, gateway_checks, sim_collateral
-from enclava.evidence import fetch_collateral, read_collateral, trust_anchor
+from enclava.evidence import fetch_collateral, gpu_trust_anchors, read_collateral, trust_anchor
 from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, BadInputError, fail
 from enclave.errors import EnclaveError
 
@@ -284,7 +284,7 @@ def _quote_steps(
         )
     rules = Policy.from_file(options.policy) if options.policy else Policy()
     if options.allow_simulated:
-        rules = dataclasses.replace(rules, allow_simulated=True)
+        rules = dataclasses.replace(rules, allow_simulated=True, allow_simulated_gpu=True)
     anchor = trust_anchor(options.root, simulated=options.allow_simulated, state=options.state)
     if options.collateral is not None:
         coll = read_collateral(options.collateral)
@@ -300,7 +300,9 @@ def _quote_steps(
     if url is not None:
         same = att.address.lower() == worker.lower()
         _step(steps, "gateway_worker", same, f"gateway {att.address}, fulfilment worker {worker}")
-        for name, result in gateway_checks(att, nonce, verdict).items():
+        gpu_anchors = gpu_trust_anchors(options.allow_simulated, options.state)
+        checks = gateway_checks(att, nonce, verdict, policy=rules, gpu_anchors=gpu_anchors, now=now)
+        for name, result in checks.items():
             _step(steps, name, result["status"] == "pass", result["detail"])
 
 

@@ -3,20 +3,24 @@
 Boot: open the TEE, unseal (or create) the worker keys, load the bundles and measure them into
 RTMR3, bind each agent contract to the bundle its measurement pins, register through the
 attestation service where not registered (or about to expire), then step until SIGINT/SIGTERM.
-With `--gateway-port` the same process also serves the HTTP gateway over the same keys.
+With `--gateway-port` the same process also serves the HTTP gateway over the same keys (its own
+metrics at the gateway's /metrics); with `--metrics-port` the worker's metrics
+(`enclave.worker.metrics`) are served at http://HOST:PORT/metrics, apart from the gateway, so
+they can be scraped from a port the public never reaches.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from prometheus_client import CollectorRegistry, start_http_server
 from rich.console import Console
 
 from agents.errors import AgentError
@@ -27,6 +31,14 @@ from enclava import config
 from enclava.chain_commands import KeystoreOption
 from enclava.devstack import serve_in_thread
 from enclava.gateway_commands import DEFAULT_AGENTS, load_agents
+from enclava.logs import (
+    LogFormat,
+    LogFormatOption,
+    LogLevel,
+    LogLevelOption,
+    adopt_uvicorn_loggers,
+    configure_logging,
+)
 from enclava.output import BadInputError, fail
 from enclava.tee_commands import StateOption, open_backend
 from enclave.errors import EnclaveError
@@ -34,8 +46,9 @@ from enclave.gateway import create_app, measure_agents_into
 from enclave.keys import EnclaveKeys
 from enclave.tee.detect import BACKEND_NAMES
 from enclave.worker import Worker, WorkerState
+from enclave.worker.metrics import WorkerMetrics
 from enclave.worker.peers import RegistryPeers
-from enclave.worker.process import WorkerProcess, bind_agents
+from enclave.worker.process import Telemetry, WorkerProcess, bind_agents
 from enclave.worker.registration import AttestationServiceClient, Registrar
 
 worker_app = typer.Typer(help="The chain worker.", no_args_is_help=True)
@@ -79,13 +92,20 @@ def run_command(
     gateway_port: Annotated[
         int | None, typer.Option(help="Also serve the HTTP gateway on this port.", min=0)
     ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Metrics listen address.")] = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve the worker's Prometheus metrics on this port.", min=0),
+    ] = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
+    log_level: LogLevelOption = LogLevel.INFO,
     as_json: Annotated[bool, typer.Option("--json", help="Print the boot summary as JSON.")] = (
         False
     ),
 ) -> None:
     """Register this TEE worker for AGENT_CONTRACTs and fulfil their requests until stopped.
     The gas-paying account comes from ENCLAVA_PRIVATE_KEY or --keystore."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(log_format, log_level)
     directory = config.state_dir(state)
     stop = threading.Event()
 
@@ -116,12 +136,20 @@ def run_command(
                 tx, keys, served, db, sender=sender, confirmations=confirmations,
                 batch_size=batch_size, peers=peers, grace_s=grace, start_block=start_block,
             )  # fmt: skip
-            process = WorkerProcess(worker, registrar, peers, agents, interval_s=poll_interval)
+            metrics_registry = CollectorRegistry(auto_describe=True)
+            telemetry = Telemetry(db, WorkerMetrics(metrics_registry), _head(tx))
+            process = WorkerProcess(
+                worker, registrar, peers, agents, interval_s=poll_interval, telemetry=telemetry
+            )
+            metrics_url = None
+            if metrics_port is not None:
+                metrics_url = _serve_metrics(stack, metrics_registry, metrics_host, metrics_port)
             gateway_url = None
             if gateway_port is not None:
                 app = create_app(tee=tee, keys=keys, agents=runtimes, chain_id=tx.chain.chain_id)
                 served_at = serve_in_thread(app, host=gateway_host, port=gateway_port)
                 gateway_url = stack.enter_context(served_at)
+                adopt_uvicorn_loggers()  # its access lines in --log-format too
         except (BadInputError, EnclaveError, AgentError, ContractError) as exc:
             fail(as_json, exc.code, exc.message)
         summary: dict[str, Any] = {
@@ -130,6 +158,7 @@ def run_command(
             "chain_id": tx.chain.chain_id,
             "registry": registry,
             "gateway_url": gateway_url,
+            "metrics_url": metrics_url,
             "agents": [
                 {"name": a.name, "contract": a.address, "measurement": "0x" + a.measurement.hex()}
                 for a in agents
@@ -137,6 +166,22 @@ def run_command(
         }
         _print_summary(summary, as_json)
         process.run(stop)
+
+
+def _head(tx: Transactor) -> Callable[[], int]:
+    return lambda: int(tx.chain.w3.eth.block_number)
+
+
+def _serve_metrics(stack: ExitStack, registry: CollectorRegistry, host: str, port: int) -> str:
+    """Serve `registry` in a thread until `stack` closes; its /metrics URL."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise BadInputError("bad_usage", f"cannot serve metrics on {host}:{port}: {exc}") from None
+    stack.callback(thread.join, 5.0)
+    stack.callback(server.server_close)
+    stack.callback(server.shutdown)
+    return f"http://{host}:{server.server_port}/metrics"
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -149,3 +194,5 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         console.print(f"serving {agent['name']} at {agent['contract']}")
     if summary["gateway_url"]:
         console.print(f"gateway on {summary['gateway_url']}")
+    if summary["metrics_url"]:
+        console.print(f"metrics on {summary['metrics_url']}")

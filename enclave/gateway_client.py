@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -94,7 +94,9 @@ class GatewayClient:
         trust_anchor: TrustAnchor,
         policy: Policy,
         expected_measurement: bytes | None,
+        gpu_trust_anchors: Sequence[TrustAnchor] | None = None,
     ) -> VerifiedGateway:
+        """`enclave.gateway.verify.verify_attestation` (GPU evidence included)."""
         return verify_attestation(
             att,
             nonce,
@@ -103,6 +105,7 @@ class GatewayClient:
             trust_anchor=trust_anchor,
             policy=policy,
             expected_measurement=expected_measurement,
+            gpu_trust_anchors=gpu_trust_anchors,
         )
 
     def signature(self, response_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ reads it from `app.state` and skips dependency solving (`openapi.py` documents i
 is passed in (`clock=`), so tests pin time. Request bodies are read with a size cap and parsed
 with `safejson` before pydantic sees them (the stdlib decoder FastAPI would use can overflow the
 C stack on deeply nested input, because eth-account's import raises the recursion limit).
+Every request gets an id (`request_id`), in the logs it causes and the `X-Request-ID` header.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from attestation.service.models import (
 from attestation.service.openapi import service_openapi
 from attestation.service.pipeline import VerificationPipeline
 from attestation.service.policies import PolicySet, policy_to_dict
+from attestation.service.request_id import RequestIdMiddleware
 from attestation.service.settings import ServiceSettings
 from attestation.service.upstreams import OfflineUpstream, PcsUpstream, TrustDomain, Upstream
 from attestation.token import VERDICT_TYPE
@@ -183,6 +185,7 @@ def create_app(
     app.router.add_route("/v1/verify", verify, methods=["POST"], include_in_schema=False)
     app.include_router(_router)
     _install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: service_openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -16,6 +16,8 @@ __all__ = [
     "ErrorResponse",
     "EventLogEntry",
     "EventLogReport",
+    "GpuEvidenceModel",
+    "GpuResultModel",
     "HealthResponse",
     "JwksResponse",
     "PoliciesResponse",
@@ -57,6 +59,27 @@ class WorkerBinding(_Strict):
     nonce: str = Field(pattern=_HEX32, description="the verifier's nonce (32 bytes)")
 
 
+class GpuCcStateModel(_Strict):
+    enabled: bool = Field(description="CC mode on, as the driver inside the TD reports it")
+    devtools: bool = Field(description="CC with developer tools (the GPU is debuggable)")
+    environment: str = Field(max_length=64, description="prod, sim, ...")
+
+
+class GpuEvidenceModel(_Strict):
+    """One GPU of an attestation bundle (`attestation.evidence`), as a worker gateway serves it.
+    The report must answer SHA-256("enclava/gpu/v1" || binding.nonce)."""
+
+    report: str = Field(
+        min_length=1, max_length=64 * 1024, description="SPDM attestation report, base64"
+    )
+    cert_chain: str = Field(
+        min_length=1, max_length=64 * 1024, description="PEM certificates, leaf first"
+    )
+    cc_state: GpuCcStateModel
+    uuid: str = Field(default="", max_length=128)
+    arch: str = Field(default="", max_length=32)
+
+
 class VerdictDomainModel(_Strict):
     """The `SignedVerdictVerifier` an EIP-712 verdict is for."""
 
@@ -91,11 +114,18 @@ class VerifyRequest(_Strict):
     verdict_domain: VerdictDomainModel | None = Field(
         default=None, description="chain and verifier contract for the EIP-712 verdict"
     )
+    gpu_evidence: list[GpuEvidenceModel] | None = Field(
+        default=None,
+        max_length=16,
+        description="GPU reports over gpu_nonce(binding.nonce), verified with the quote",
+    )
 
     @model_validator(mode="after")
     def _one_binding(self) -> VerifyRequest:
         if self.report_data is not None and self.binding is not None:
             raise ValueError("give report_data or binding, not both")
+        if self.gpu_evidence and self.binding is None:
+            raise ValueError("gpu_evidence needs binding: GPU reports answer its nonce")
         return self
 
 
@@ -167,6 +197,20 @@ class SignedVerdictModel(BaseModel):
     evidence: str = Field(description="abi-encoded evidence for WorkerRegistry.register")
 
 
+class GpuResultModel(BaseModel):
+    """One GPU's result (`attestation.evidence.GpuResult.to_dict()`); the facts (model, FWID,
+    driver, CC state, ...) are present when it verified."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    uuid: str
+    verified: bool
+    accepted: bool
+    reasons: list[str]
+    error: dict[str, str] | None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -200,6 +244,10 @@ class VerifyResponse(BaseModel):
     event_log: EventLogReport | None
     agents: list[AgentModel]
     binding: BindingReport | None
+    gpus: list[GpuResultModel] = Field(description="one result per GPU of gpu_evidence")
+    bundle_sha256: str = Field(
+        description="quote hash without GPUs, else the whole bundle's (the verdict's quoteHash)"
+    )
     token: str | None = Field(description="ES256 attestation token (JWT), when accepted")
     signed_verdict: SignedVerdictModel | None
     signed_verdict_omitted: str | None = Field(description="why there is no EIP-712 verdict")

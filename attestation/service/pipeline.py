@@ -8,6 +8,12 @@ Event log replay: RTMR3 (the runtime register agents are measured into) is alway
 zero and compared; RTMR0-2 are replayed and compared only when the log has events for them
 (a dstack / enclava runtime log holds RTMR3 events only; the boot registers are then covered by
 the policy's allow-lists). Agent measurements are read from the log only when it replays.
+
+GPU evidence (`attestation.evidence`): each report must answer `gpu_nonce(binding.nonce)` and
+chain to NVIDIA's root (or, in dev, a simulated machine's GPU root, `TrustDomain.gpu_anchor`);
+the policy's GPU rules always apply (`require_gpus` rejects a request without GPUs). The answer
+lists a result per GPU; the token carries the verified GPUs' facts, and the EIP-712 verdict's
+`quoteHash` is the bundle's digest (the quote's hash when there are no GPUs).
 """
 
 from __future__ import annotations
@@ -32,6 +38,15 @@ from attestation.eventlog import (
     events_from_json,
     replay,
 )
+from attestation.evidence import (
+    BundleFormatError,
+    BundleGpu,
+    GpuResult,
+    bundle_digest,
+    gpu_policy_reasons,
+    verify_gpus,
+)
+from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.quote import Quote, TdReport10, parse_quote
 from attestation.service.collateral import CollateralProvider, Lookup, Route
 from attestation.service.errors import (
@@ -123,6 +138,11 @@ class Prepared:
     expected: Expected | None
     agent: str | None
     domain: Eip712Domain | None
+    gpus: tuple[BundleGpu, ...] = ()
+
+    @property
+    def digest(self) -> bytes:
+        return bundle_digest(self.raw[: self.quote.size], self.gpus)
 
 
 def _hex(value: str) -> bytes:
@@ -152,6 +172,10 @@ class VerificationPipeline:
         )
         self._token_ttl = timedelta(seconds=settings.token_ttl_seconds)
         self._verdict_ttl = timedelta(seconds=settings.verdict_ttl_seconds)
+        extra = [d.gpu_anchor for d in provider.domains if d.gpu_anchor is not None]
+        if extra and not settings.dev:
+            raise ValueError("simulated GPU roots need a dev configuration")
+        self.gpu_anchors = (nvidia_device_root(), *extra)
 
     def parse(self, body: bytes) -> VerifyRequest:
         try:
@@ -195,7 +219,11 @@ class VerificationPipeline:
         if request.verdict_domain is not None:
             d = request.verdict_domain
             domain = Eip712Domain(d.chain_id, d.verifying_contract)
-        return Prepared(raw, quote, route, policy, events, expected, request.agent, domain)
+        try:
+            gpus = tuple(BundleGpu.from_json(g.model_dump()) for g in request.gpu_evidence or ())
+        except BundleFormatError as exc:
+            raise InvalidRequestError(exc.message, code="malformed_gpu_evidence") from None
+        return Prepared(raw, quote, route, policy, events, expected, request.agent, domain, gpus)
 
     def answer(self, p: Prepared, found: Lookup, now: datetime) -> tuple[str, dict[str, Any]]:
         """The outcome (accepted / rejected / unverified) and the response body."""
@@ -214,6 +242,8 @@ class VerificationPipeline:
             event_report, agents = _check_events(p.events, vq, reasons)
         if vq is not None and p.expected is not None:
             binding_report = _check_binding(p.expected, vq, reasons)
+        gpus = self._verify_gpus(p, now)
+        reasons.extend(gpu_policy_reasons(gpus, p.policy.policy))
         accepted = verdict.accepted and not reasons
         body["accepted"] = accepted
         body["reasons"].extend(reasons)
@@ -226,6 +256,8 @@ class VerificationPipeline:
         body["event_log"] = event_report
         body["agents"] = [_agent_dict(a) for a in agents]
         body["binding"] = binding_report
+        body["gpus"] = [g.to_dict() for g in gpus]
+        body["bundle_sha256"] = p.digest.hex()
         body["verifier_version"] = self.version
         body["token"] = body["signed_verdict"] = None
         body["signed_verdict_omitted"] = "the verdict is not accepted"
@@ -233,14 +265,28 @@ class VerificationPipeline:
             assert vq is not None
             expires = min(now + self._token_ttl, found.next_update)
             body["token"] = self.tokens.issue(
-                self._claims(body, vq, p), now=now, expires_at=expires
+                self._claims(body, vq, p, gpus), now=now, expires_at=expires
             )
             signed, omitted = self._signed_verdict(p, vq, agents, now, found.next_update)
             body["signed_verdict"], body["signed_verdict_omitted"] = signed, omitted
         outcome = "accepted" if accepted else "rejected" if verdict.verified else "unverified"
         return outcome, body
 
-    def _claims(self, body: dict[str, Any], vq: VerifiedQuote, p: Prepared) -> dict[str, Any]:
+    def _verify_gpus(self, p: Prepared, now: datetime) -> tuple[GpuResult, ...]:
+        if not p.gpus:
+            return ()
+        assert p.expected is not None  # the request model requires a binding with GPUs
+        return verify_gpus(
+            p.gpus,
+            spdm_nonce=gpu_nonce(p.expected.nonce),
+            now=now,
+            trust_anchors=self.gpu_anchors,
+            policy=p.policy.policy,
+        )
+
+    def _claims(
+        self, body: dict[str, Any], vq: VerifiedQuote, p: Prepared, gpus: tuple[GpuResult, ...]
+    ) -> dict[str, Any]:
         worker = p.expected.address if p.expected is not None else None
         return {
             "sub": worker or vq.quote_sha256,
@@ -255,6 +301,8 @@ class VerificationPipeline:
             "agents": body["agents"],
             "event_log_replayed": p.events is not None,
             "quote_sha256": vq.quote_sha256,
+            "bundle_sha256": body["bundle_sha256"],
+            "gpus": [g.facts() for g in gpus],
             "fmspc": vq.fmspc,
             "trust_anchor": {"label": vq.trust_anchor, "sha256": vq.trust_anchor_sha256},
             "policy": p.policy.label,
@@ -294,7 +342,7 @@ class VerificationPipeline:
             worker=p.expected.address,
             measurement=agent_measurement_id(agent.bundle_digest),
             tcb_status=status,
-            quote_hash=bytes.fromhex(vq.quote_sha256),
+            quote_hash=p.digest,
             expires_at=expires_at,
         )
         return self.signer.sign(verdict, p.domain).to_dict(), None

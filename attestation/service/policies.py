@@ -1,9 +1,23 @@
 """The service's named policies, and how a request picks one.
 
-Built in: `default` (`Policy()`: Intel root only, UpToDate / SWHardeningNeeded, no debug). In
-dev mode also `dev` (`Policy(allow_simulated=True)`: accepts the simulator's quotes, and says
-so in every verdict). More come from the settings (`policies` tables) and from `policy_dir`
-(`NAME.toml` / `NAME.json`). A configured name replaces a built-in one.
+Built in: `default` (`Policy()`: Intel root only, UpToDate / SWHardeningNeeded, no debug) and
+`gpu-h100-cc` (`GPU_H100_CC`: the default's CPU rules, and at least one GPU that verifies to
+NVIDIA's root, is a GH100 (Hopper: H100 / H200 boards) and reports CC mode on, without developer
+tools). In dev mode also `dev` (`Policy(allow_simulated=True, allow_simulated_gpu=True)`:
+accepts the simulators' quotes and GPU reports, and says so in every verdict). More come from the
+settings (`policies` tables) and from `policy_dir` (`NAME.toml` / `NAME.json`). A configured
+name replaces a built-in one.
+
+Why `gpu-h100-cc` exists: a `SignedVerdictVerifier` on chain trusts a service's signer, and a
+service signs EIP-712 verdicts only under its named policies. The verdict does not name the
+policy, so the guarantee comes from the service's configuration: a service whose every named
+policy requires the GPU (configure `default` with `gpu-h100-cc`'s document; a configured name
+replaces the built-in one; no `dev`) signs verdicts only for workers attested with an H100-class
+GPU in CC mode, and a registry whose verifier trusts only such a signer gives callers "an
+attested H100 in CC mode" on chain. With GPU evidence the verdict's `quoteHash` is the hash of
+the whole bundle (`attestation.evidence.bundle_digest`), not of the quote alone, so the
+registration names everything that was judged and anyone can fetch the bundle and verify it
+again; without GPUs it is the quote's hash, as before.
 
 A request names a policy, or (if allowed) carries one inline. Only named policies are trusted
 for EIP-712 verdicts: the chain trusts this service's policy, not the caller's.
@@ -23,7 +37,9 @@ from attestation.policy import Policy
 from attestation.service.errors import InvalidRequestError, UnknownPolicyError
 from attestation.service.settings import ServiceSettings
 
-__all__ = ["ChosenPolicy", "PolicySet", "policy_to_dict"]
+__all__ = ["GPU_H100_CC", "ChosenPolicy", "PolicySet", "policy_to_dict"]
+
+GPU_H100_CC = Policy(require_gpus=1, gpu_models=frozenset({"GH100"}), require_gpu_cc=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +96,20 @@ class PolicySet(Mapping[str, ChosenPolicy]):
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> PolicySet:
-        policies: dict[str, Policy] = {"default": Policy()}
+        policies: dict[str, Policy] = {"default": Policy(), "gpu-h100-cc": GPU_H100_CC}
         if settings.dev:
-            policies["dev"] = Policy(allow_simulated=True)
+            policies["dev"] = Policy(allow_simulated=True, allow_simulated_gpu=True)
         if settings.policy_dir is not None:
             for path in sorted(settings.policy_dir.iterdir()):
                 if path.suffix in (".toml", ".json") and path.is_file():
                     policies[path.stem] = Policy.from_file(path)
         for name, doc in settings.policies.items():
             policies[name] = Policy.from_mapping(doc)
-        unsafe = [n for n, p in policies.items() if p.allow_simulated]
+        unsafe = [n for n, p in policies.items() if p.allow_simulated or p.allow_simulated_gpu]
         if unsafe and not settings.dev:
             raise PolicyFormatError(
-                f"policies {unsafe} allow simulated TEEs: only a dev configuration may have them"
+                f"policies {unsafe} allow simulated TEEs or GPUs: only a dev configuration may "
+                "have them"
             )
         return cls(
             policies, default=settings.default_policy, allow_inline=settings.allow_inline_policies

@@ -29,8 +29,11 @@ __all__ = ["load_keys", "serve", "uvicorn_options"]
 log = logging.getLogger(__name__)
 
 
-def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
-    """Fast protocol implementations when installed (`uvicorn[standard]`), no access log."""
+def uvicorn_options(settings: ServiceSettings, *, access_log: bool = False) -> dict[str, Any]:
+    """Fast protocol implementations when installed (`uvicorn[standard]`); an access log only
+    when asked (a line per verify costs throughput). Uvicorn leaves logging alone: its loggers
+    propagate to the root logger, which the caller configures (`enclava attest serve` does, as
+    text or JSON); unconfigured, only warnings and errors come out."""
     has = importlib.util.find_spec
     return {
         "host": settings.host,
@@ -38,9 +41,10 @@ def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
         "loop": "uvloop" if has("uvloop") else "asyncio",
         "http": "httptools" if has("httptools") else "h11",
         "lifespan": "on",
-        "access_log": False,
+        "access_log": access_log,
         "server_header": False,
-        "log_level": "warning",
+        "log_config": None,
+        "log_level": None,
         "backlog": 2048,
     }
 
@@ -64,9 +68,11 @@ def _run(app_factory: Callable[[], FastAPI], options: dict[str, Any], sock: Any 
     uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=None if sock is None else [sock])
 
 
-def serve(settings: ServiceSettings, app_factory: Callable[[], FastAPI]) -> None:
-    """Serve until interrupted (SIGINT / SIGTERM)."""
-    options = uvicorn_options(settings)
+def serve(
+    settings: ServiceSettings, app_factory: Callable[[], FastAPI], *, access_log: bool = False
+) -> None:
+    """Serve until interrupted (SIGINT / SIGTERM); `access_log`: a log line per request."""
+    options = uvicorn_options(settings, access_log=access_log)
     if settings.workers == 1:
         _run(app_factory, options)
         return

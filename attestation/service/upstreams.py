@@ -4,8 +4,11 @@
     OfflineUpstream   a directory of collateral bundles (no network at all)
     CallableUpstream  a function of the key and the time (a simulator's own collateral, in dev)
 
-A `TrustDomain` pairs a pinned root with the upstream whose collateral is signed under it.
-Nothing an upstream returns is trusted: the verifier checks every signature and chain.
+A `TrustDomain` pairs a pinned root with the upstream whose collateral is signed under it; a
+simulated machine's domain may also name the root of its simulated GPU (`gpu_anchor`), which the
+service then trusts for GPU reports beside NVIDIA's (dev configurations only, like the
+simulator's TDX root). Nothing an upstream returns is trusted: the verifier checks every
+signature and chain.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from attestation.quote import Quote
 __all__ = [
     "CallableUpstream",
     "CollateralIssuer",
+    "GpuIssuer",
     "OfflineUpstream",
     "PcsUpstream",
     "TrustDomain",
@@ -170,6 +174,7 @@ class CallableUpstream:
 class TrustDomain:
     anchor: TrustAnchor
     upstream: Upstream
+    gpu_anchor: TrustAnchor | None = None
 
 
 class CollateralIssuer(Protocol):
@@ -181,8 +186,20 @@ class CollateralIssuer(Protocol):
     def collateral(self, *, now: datetime) -> Collateral: ...
 
 
-def simulator_domain(machine: CollateralIssuer, label: str = "simulator") -> TrustDomain:
-    """The trust domain of a simulated TEE: its root, and the collateral it issues (dev)."""
+class GpuIssuer(Protocol):
+    """A simulated GPU (`enclave.tee.sim_gpu.SimulatedGpu` fits): only its root matters here."""
+
+    @property
+    def trust_anchor(self) -> TrustAnchor: ...
+
+
+def simulator_domain(
+    machine: CollateralIssuer, label: str = "simulator", *, gpu: GpuIssuer | None = None
+) -> TrustDomain:
+    """The trust domain of a simulated TEE: its root, and the collateral it issues (dev); with
+    `gpu`, also the root of the machine's simulated GPU."""
     return TrustDomain(
-        machine.trust_anchor, CallableUpstream(label, lambda key, now: machine.collateral(now=now))
+        machine.trust_anchor,
+        CallableUpstream(label, lambda key, now: machine.collateral(now=now)),
+        None if gpu is None else gpu.trust_anchor,
     )

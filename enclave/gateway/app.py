@@ -1,7 +1,8 @@
 """The worker's FastAPI gateway: `create_app(tee=..., keys=..., agents=..., chain_id=...)`.
 
     GET  /v1/attestation?nonce=HEX32     quote binding the worker's keys and the nonce, event log,
-                                         TEE kind, chain address, X25519 key, chain id, agents
+                                         TEE kind, chain address, X25519 key, chain id, agents,
+                                         GPU reports over gpu_nonce(nonce) (`attestation.evidence`)
     GET  /v1/agents                      the served agents, their measurements and programs
     POST /v1/agents/{name}/invoke        plain JSON input, or an envelope (`protocol`); signed
     GET  /v1/signature/{id}              the signature of a response, by response id
@@ -11,7 +12,9 @@
 
 The wire protocol (what is signed, how envelopes look) is documented in `enclave.gateway
 .protocol`. Everything the app uses is held in one `GatewayState`, reached through the
-`get_gateway` dependency (tests may override it).
+`get_gateway` dependency (tests may override it). Every HTTP request gets an id, in its logs and
+the `X-Request-ID` response header (`attestation.service.request_id`, shared with the attestation
+service); it is unrelated to an envelope's `request_id`, which binds the envelope's context.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from agents.canonical import dump_canonical
 from agents.runtime import Reply
 from attestation import safejson
 from attestation.eventlog import events_to_json
+from attestation.service.request_id import RequestIdMiddleware
 from enclave.envelope import EnvelopeContext, seal_response
 from enclave.errors import EnclaveError, EnvelopeError
 from enclave.gateway.compat import router as compat_router
@@ -45,6 +49,7 @@ from enclave.gateway.state import (
     Gateway,
     GatewayLimits,
     GatewayState,
+    GpuSource,
     ServedAgent,
     json_response,
     new_response_id,
@@ -67,15 +72,20 @@ def create_app(
     agents: Mapping[str, ServedAgent],
     chain_id: int,
     limits: GatewayLimits = GatewayLimits(),  # noqa: B008 - frozen, immutable default
+    gpus: GpuSource | None = None,
 ) -> FastAPI:
     """The gateway over `agents` (name -> loaded runtime, each already measured into RTMR3 with
-    `measure_agents_into`: `ValueError` otherwise). `chain_id` enters every envelope context."""
-    state = GatewayState(tee=tee, keys=keys, agents=dict(agents), chain_id=chain_id, limits=limits)
+    `measure_agents_into`: `ValueError` otherwise). `chain_id` enters every envelope context;
+    `gpus`: where the attestation's GPU evidence comes from (None: no GPUs, an empty list)."""
+    state = GatewayState(
+        tee=tee, keys=keys, agents=dict(agents), chain_id=chain_id, limits=limits, gpus=gpus
+    )
     app = FastAPI(title="Enclava worker gateway", version="1")
     app.state.gateway = state
     app.include_router(_router)
     app.include_router(compat_router)
     _install_error_handlers(app, state)
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 
@@ -119,6 +129,7 @@ async def attestation(gateway: Gateway, nonce: str | None = None) -> Response:
     nonce_bytes = parse_nonce(nonce)
     report_data = gateway.keys.report_data(nonce_bytes)
     quote, events = await gateway.evidence(report_data, "enclava")
+    gpus = await gateway.gpu_evidence(nonce_bytes)
     return json_response(
         {
             "tee": gateway.tee.kind,
@@ -131,6 +142,7 @@ async def attestation(gateway: Gateway, nonce: str | None = None) -> Response:
             "x25519_public": gateway.keys.x25519_public.hex(),
             "chain_id": gateway.chain_id,
             "agents": [gateway.describe(name) for name in gateway.agents],
+            "gpus": [gpu.to_json() for gpu in gpus],
         }
     )
 

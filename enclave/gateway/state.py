@@ -1,9 +1,10 @@
 """What one gateway app holds and does besides routing: limits, the served agents, admission,
-signing (with the bounded store of signatures by response id), quotes and agent calls.
+signing (with the bounded store of signatures by response id), quotes, GPU evidence and agent
+calls.
 
-Everything here runs on the event loop except quotes (a TEE device call, sent to a worker
-thread) and the agents' batches (`AgentRuntime.ainvoke` runs them on the runtime's own batcher
-thread). Admission counts are plain integers: only the event loop thread touches them.
+Everything here runs on the event loop except quotes and GPU reports (device calls, sent to a
+worker thread) and the agents' batches (`AgentRuntime.ainvoke` runs them on the runtime's own
+batcher thread). Admission counts are plain integers: only the event loop thread touches them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from agents.bundle import Manifest, Measurement
 from agents.errors import AgentError
 from agents.runtime import Reply
 from attestation.eventlog import RuntimeEvent, agent_event, agent_events
+from attestation.evidence import BundleGpu, GpuCcState
+from attestation.gpu import gpu_nonce
 from attestation.service.body import read_capped_body
 from enclave.errors import EnclaveError
 from enclave.gateway.errors import (
@@ -42,13 +45,16 @@ from enclave.gateway.metrics import GatewayMetrics
 from enclave.gateway.protocol import SIGNING_ALGO, programs_event, signed_text
 from enclave.keys import EnclaveKeys
 from enclave.tee.base import TeeBackend
+from enclave.tee.nvml import GpuEvidence
 
 __all__ = [
     "Gateway",
     "GatewayLimits",
     "GatewayState",
+    "GpuSource",
     "ServedAgent",
     "SignatureRecord",
+    "bundle_gpu",
     "get_gateway",
     "json_response",
     "measure_agents_into",
@@ -73,6 +79,25 @@ class ServedAgent(Protocol):
     def program_digests(self) -> dict[str, str]: ...
 
     async def ainvoke(self, request: bytes | str | Mapping[str, Any]) -> Reply: ...
+
+
+class GpuSource(Protocol):
+    """Where the gateway's GPU evidence comes from: `enclave.tee.nvml.NvmlGpus` (real GPUs) or
+    `enclave.tee.sim_gpu.SimulatedGpu`. `collect` answers a 32-byte SPDM nonce, one item per GPU."""
+
+    def collect(self, nonce: bytes) -> tuple[GpuEvidence, ...]: ...
+
+
+def bundle_gpu(evidence: GpuEvidence) -> BundleGpu:
+    """One GPU's evidence as an attestation bundle carries it (`attestation.evidence`)."""
+    cc = evidence.cc_state
+    return BundleGpu(
+        report=evidence.report,
+        cert_chain=evidence.cert_chain,
+        cc_state=GpuCcState(cc.enabled, cc.devtools, cc.environment),
+        uuid=evidence.uuid,
+        arch=evidence.arch,
+    )
 
 
 @dataclass(frozen=True)
@@ -133,6 +158,7 @@ class GatewayState:
     agents: Mapping[str, ServedAgent]
     chain_id: int
     limits: GatewayLimits
+    gpus: GpuSource | None = None
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     in_flight: int = field(default=0, init=False)
     _signatures: OrderedDict[str, SignatureRecord] = field(
@@ -232,6 +258,18 @@ class GatewayState:
             raise QuoteUnavailableError(f"the TEE produced no quote: {exc.message}") from None
         self.metrics.attestations.labels(endpoint=endpoint).inc()
         return evidence
+
+    async def gpu_evidence(self, nonce: bytes) -> tuple[BundleGpu, ...]:
+        """Every GPU's report over `gpu_nonce(nonce)` (`nonce`: the request nonce that
+        REPORTDATA binds too), in a worker thread; none without a GPU source."""
+        source = self.gpus
+        if source is None:
+            return ()
+        try:
+            collected = await run_in_threadpool(source.collect, gpu_nonce(nonce))
+        except EnclaveError as exc:
+            raise QuoteUnavailableError(f"the GPUs produced no report: {exc.message}") from None
+        return tuple(bundle_gpu(e) for e in collected)
 
     def sign(
         self, response_id: str, agent: str, request_sha256: str, response_sha256: str

@@ -5,7 +5,10 @@ verified values out (`enclave.gateway_client` does the HTTP). The protocol is
 `verify_attestation` trusts only the caller's trust anchor, policy, nonce and pinned
 measurement: the quote must verify and pass the policy, REPORTDATA must bind the served address,
 X25519 key and this nonce, the event log must replay to the quoted RTMR3 (from zero), and the
-pinned measurement must be among the measured agents. `verify_answer` accepts an invoke answer
+pinned measurement must be among the measured agents, and every GPU report must answer
+`gpu_nonce(nonce)`, chain to a GPU trust anchor and pass the policy's GPU rules
+(`attestation.evidence.verify_gpus`; the policy's `require_gpus` sets how many there must be).
+`verify_answer` accepts an invoke answer
 only if its hashes are those of the bytes sent and received, its signature recovers to the
 attested address, and it names the attested agent (measurement and programs); an encrypted
 answer must open with the caller's key for the call's context. Every failure is a
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +32,8 @@ from attestation import Collateral, Policy, PolicyDecision, TrustAnchor, Verifie
 from attestation.binding import check_worker_report_data
 from attestation.errors import AttestationError
 from attestation.eventlog import RuntimeEvent, agent_events, check_rtmrs, events_from_json
+from attestation.evidence import BundleGpu, GpuResult, gpu_policy_reasons, verify_gpus
+from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.quote import TdReport10
 from attestation.verify import verify_quote
 from enclave.envelope import EnvelopeContext, open_response
@@ -94,6 +99,7 @@ class Attestation:
     x25519_public: bytes
     chain_id: int
     advertised: tuple[tuple[str, str], ...]  # (name, measurement hex) as the gateway lists them
+    gpus: tuple[BundleGpu, ...] = ()
 
     @classmethod
     def from_json(cls, doc: Any) -> Attestation:
@@ -109,6 +115,7 @@ class Attestation:
                 advertised=tuple(
                     (_str(a["name"]), _str(a["measurement"])) for a in _list(doc["agents"])
                 ),
+                gpus=tuple(BundleGpu.from_json(g) for g in _list(doc.get("gpus", []))),
             )
         except (KeyError, TypeError, ValueError, binascii.Error, AttestationError) as exc:
             raise GatewayVerificationError("attestation.format", f"malformed: {exc}") from None
@@ -135,6 +142,7 @@ class VerifiedGateway:
     verified_quote: VerifiedQuote
     decision: PolicyDecision
     expected_measurement: bytes | None
+    gpus: tuple[GpuResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,9 +168,11 @@ def verify_attestation(
     trust_anchor: TrustAnchor,
     policy: Policy,
     expected_measurement: bytes | None,
+    gpu_trust_anchors: Sequence[TrustAnchor] | None = None,
 ) -> VerifiedGateway:
     """Verify `att` for the caller's fresh `nonce` (see the module docstring), or raise
-    `GatewayVerificationError`."""
+    `GatewayVerificationError`. GPU chains are verified to `gpu_trust_anchors` (default:
+    NVIDIA's device root)."""
     if att.nonce != nonce:
         raise GatewayVerificationError("nonce", "the attestation answers another nonce")
     try:
@@ -189,6 +199,15 @@ def verify_attestation(
             "measurement",
             f"no measured agent has the pinned measurement {expected_measurement.hex()[:16]}...",
         )
+    gpus = verify_gpus(
+        att.gpus,
+        spdm_nonce=gpu_nonce(nonce),
+        now=now,
+        trust_anchors=gpu_trust_anchors or (nvidia_device_root(),),
+        policy=policy,
+    )
+    if problems := gpu_policy_reasons(gpus, policy):
+        raise GatewayVerificationError("gpu", "; ".join(problems))
     return VerifiedGateway(
         address=to_checksum_address(att.address),
         x25519_public=att.x25519_public,
@@ -197,6 +216,7 @@ def verify_attestation(
         verified_quote=verified,
         decision=decision,
         expected_measurement=expected_measurement,
+        gpus=gpus,
     )
 
 

@@ -50,7 +50,7 @@ from contracts.typed_data import fulfillment_message
 from enclave.envelope import ENVELOPE_VERSION, EnvelopeContext, seal_response
 from enclave.errors import EnclaveError, EnvelopeError
 from enclave.worker.assignment import may_take
-from enclave.worker.state import Job, JobState, WorkerState
+from enclave.worker.state import ClosedJob, Job, JobState, WorkerState
 
 __all__ = [
     "REPLY_KEY_SIZE",
@@ -104,6 +104,7 @@ class StepReport:
     failed: int = 0
     transactions: int = 0
     errors: list[str] = field(default_factory=list)
+    closed: list[ClosedJob] = field(default_factory=list)  # each job closed, in order
 
 
 def onchain_envelope_context(agent: str, caller: str, chain_id: int) -> EnvelopeContext:
@@ -366,15 +367,19 @@ class Worker:
     def _done(self, job: Job, tx_hash: str, report: StepReport) -> None:
         self.state.transition(job.agent, job.request.id, JobState.DONE, tx_hash=tx_hash)
         report.fulfilled += 1
+        report.closed.append(ClosedJob(job.agent, job.request.id, JobState.DONE, tx_hash, None))
 
     def _closed_elsewhere(self, job: Job, report: StepReport) -> None:
-        self.state.transition(job.agent, job.request.id, JobState.DONE, detail="closed_elsewhere")
+        detail = "closed_elsewhere"
+        self.state.transition(job.agent, job.request.id, JobState.DONE, detail=detail)
         report.closed_elsewhere += 1
+        report.closed.append(ClosedJob(job.agent, job.request.id, JobState.DONE, None, detail))
 
     def _fail(self, job: Job, code: str, report: StepReport) -> None:
         self._opened.pop((job.agent, job.request.id), None)
         self.state.transition(job.agent, job.request.id, JobState.FAILED, detail=code)
         report.failed += 1
+        report.closed.append(ClosedJob(job.agent, job.request.id, JobState.FAILED, None, code))
 
 
 def _is_envelope(data: bytes) -> bool:

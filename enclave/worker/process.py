@@ -5,6 +5,10 @@ Binding. Each agent contract pins a measurement (`agent_measurement_id` of a bun
 the worker serves a contract only with the bundle whose digest gives that measurement, so a
 worker started with the wrong bundle refuses to start instead of fulfilling what the contract
 would reject. All served contracts must share one registry (run one worker per registry).
+
+Telemetry. With a `Telemetry`, each step's closed jobs are logged one by one (agent, contract,
+on-chain request id as `chain_request_id`, tx hash or failure code, as `extra=` fields) and the
+metrics move; without one, a step logs its counts only.
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from eth_utils.address import to_checksum_address
+
 from agents.runtime import AgentRuntime
 from attestation.token import agent_measurement_id
 from contracts.client import AgentClient, Transactor
 from contracts.errors import ContractError
 from enclave.errors import RegistrationError, WorkerConfigError
-from enclave.worker.loop import Worker
+from enclave.worker.loop import StepReport, Worker
+from enclave.worker.metrics import WorkerMetrics
 from enclave.worker.peers import RegistryPeers
 from enclave.worker.registration import Registrar
+from enclave.worker.state import ClosedJob, WorkerState
 
-__all__ = ["BoundAgent", "WorkerProcess", "bind_agents"]
+__all__ = ["BoundAgent", "Telemetry", "WorkerProcess", "bind_agents"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,16 @@ def bind_agents(
     return registries.pop(), bound
 
 
+@dataclass(frozen=True)
+class Telemetry:
+    """What a `WorkerProcess` reports through: `state` is the worker's state (the open jobs and
+    the cursors are read from it), `head` the chain's latest block number (for the cursor lag)."""
+
+    state: WorkerState
+    metrics: WorkerMetrics
+    head: Callable[[], int]
+
+
 class WorkerProcess:
     """Steps `worker` every `interval_s`, refreshing `peers` before each step and renewing the
     registrations through `registrar` every `renew_every_s` (failures are logged and retried:
@@ -79,11 +97,14 @@ class WorkerProcess:
         interval_s: float = 1.0,
         renew_every_s: float = 300.0,
         monotonic: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.worker = worker
         self.registrar = registrar
         self.peers = peers
         self.measurements = {a.name: a.measurement for a in agents}
+        self.names = {str(to_checksum_address(a.address)): a.name for a in agents}
+        self.telemetry = telemetry
         self.interval_s = interval_s
         self.renew_every_s = renew_every_s
         self._monotonic = monotonic
@@ -109,11 +130,60 @@ class WorkerProcess:
             self.peers.refresh()
         except ContractError as exc:
             log.warning("peer refresh failed: %s", exc)
+        started = self._monotonic()
         report = self.worker.step()
+        seconds = self._monotonic() - started
         for error in report.errors:
             log.warning("worker: %s", error)
-        if report.fulfilled or report.failed:
+        if self.telemetry is None:
+            _log_counts(report)
+        else:
+            self._observe(self.telemetry, report, seconds)
+
+    def _observe(self, telemetry: Telemetry, report: StepReport, seconds: float) -> None:
+        closed = report.closed
+        for job in closed:
+            self._log_closed(job)
+        codes = [job.detail or "unknown" for job in closed if job.outcome == "failed"]
+        telemetry.metrics.observe_step(report, seconds, codes)
+        try:
+            self._observe_backlog(telemetry)
+        except Exception as exc:  # e.g. the chain is down: the step has said so already
+            log.debug("backlog metrics not updated: %s", exc)
+
+    def _observe_backlog(self, telemetry: Telemetry) -> None:
+        head = telemetry.head()
+        for contract, name in self.names.items():
+            cursor = telemetry.state.cursor(contract)  # the next block to read
+            if cursor is not None:
+                open_jobs = len(telemetry.state.open_jobs(contract))
+                lag = head - (cursor - 1)
+                telemetry.metrics.observe_backlog(name, contract, open_jobs=open_jobs, lag=lag)
+
+    def _log_closed(self, job: ClosedJob) -> None:
+        name = self.names.get(job.agent, job.agent)
+        fields = {"agent": name, "contract": job.agent, "chain_request_id": job.request_id}
+        if job.outcome == "fulfilled":
+            tx_hash = "0x" + str(job.tx_hash).removeprefix("0x")
             log.info(
-                "fulfilled %d, closed elsewhere %d, failed %d in %d transactions",
-                report.fulfilled, report.closed_elsewhere, report.failed, report.transactions,
+                "fulfilled request %d of %s in %s", job.request_id, name, tx_hash,
+                extra={**fields, "outcome": job.outcome, "tx_hash": tx_hash},
             )  # fmt: skip
+        elif job.outcome == "closed_elsewhere":
+            log.info(
+                "request %d of %s was closed elsewhere", job.request_id, name,
+                extra={**fields, "outcome": job.outcome},
+            )  # fmt: skip
+        else:
+            log.warning(
+                "request %d of %s failed: %s", job.request_id, name, job.detail,
+                extra={**fields, "outcome": job.outcome, "code": job.detail},
+            )  # fmt: skip
+
+
+def _log_counts(report: StepReport) -> None:
+    if report.fulfilled or report.failed:
+        log.info(
+            "fulfilled %d, closed elsewhere %d, failed %d in %d transactions",
+            report.fulfilled, report.closed_elsewhere, report.failed, report.transactions,
+        )  # fmt: skip

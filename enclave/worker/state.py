@@ -27,7 +27,7 @@ from typing import Any
 
 from contracts.client import RequestInfo
 
-__all__ = ["Job", "JobState", "WorkerState"]
+__all__ = ["ClosedJob", "Job", "JobState", "WorkerState"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
@@ -65,6 +65,26 @@ class JobState(StrEnum):
     SUBMITTED = "submitted"
     DONE = "done"
     FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ClosedJob:
+    """A job a step closed (`done` or `failed`). `agent` is the agent contract's checksum
+    address; `tx_hash` is set when this worker's transaction fulfilled it; `detail` is the
+    failure code (`expired`, an agent error code, a revert name) or `closed_elsewhere`."""
+
+    agent: str
+    request_id: int
+    state: JobState
+    tx_hash: str | None
+    detail: str | None
+
+    @property
+    def outcome(self) -> str:
+        """`fulfilled`, `closed_elsewhere` or `failed`."""
+        if self.state is JobState.FAILED:
+            return "failed"
+        return "fulfilled" if self.tx_hash is not None else "closed_elsewhere"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from tests.samples import ALL, GOTDX_V5, SGX_V3, TDX_V4, Sample
 pytestmark = pytest.mark.anyio
 
 SERVICE_KEYS = ("policy", "collateral_source", "event_log", "agents", "binding", "token")
-SERVICE_KEYS += ("signed_verdict", "signed_verdict_omitted", "verifier_version")
+SERVICE_KEYS += ("signed_verdict", "signed_verdict_omitted", "verifier_version", "gpus")
+SERVICE_KEYS += ("bundle_sha256",)
 
 
 def sample_app(sample: Sample, keys: ServiceKeys, **overrides: Any) -> FastAPI:
@@ -379,7 +380,7 @@ async def test_policies_are_listed_and_round_trip(service_keys: ServiceKeys) -> 
     async with client_for(app) as client:
         listed = (await client.get("/v1/policies")).json()
     by_name = {p["name"]: p for p in listed["policies"]}
-    assert set(by_name) == {"default", "dev", "strict"}
+    assert set(by_name) == {"default", "dev", "gpu-h100-cc", "strict"}
     assert by_name["default"]["default"] and by_name["default"]["relaxations"] == []
     assert by_name["dev"]["relaxations"] and by_name["dev"]["policy"]["allow_simulated"]
     strict = Policy.from_mapping(by_name["strict"]["policy"])
