@@ -56,6 +56,12 @@ def dev(
             "key) here for other shells: `source FILE`."
         ),
     ] = None,
+    gpu: Annotated[
+        bool,
+        typer.Option(
+            "--gpu", help="Add a simulated H100: its reports join registration and attestation."
+        ),
+    ] = False,
     demo: Annotated[
         bool, typer.Option("--demo", help="Call every agent on chain and over HTTP, then exit.")
     ] = False,
@@ -76,6 +82,7 @@ def dev(
                 config.state_dir(state),
                 rpc_url=rpc_url or EMBEDDED,
                 agents=agent or list(DEFAULT_AGENTS),
+                gpu=gpu,
             )
             with stack:
                 summary = stack.to_dict()

@@ -47,6 +47,7 @@ from enclave.errors import EnclaveError
 from enclave.gateway_client import GatewayClient
 from enclave.keys import EnclaveKeys
 from enclave.tee.sim import SimulatedTdx
+from enclave.tee.sim_gpu import SimulatedGpu
 from enclave.worker import Worker, WorkerState
 from enclave.worker.registration import AttestationServiceClient, Registrar
 
@@ -138,12 +139,14 @@ class DevStack:
         agents: Sequence[str] = DEFAULT_AGENTS,
         poll_interval_s: float = 0.2,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        gpu: bool = False,
     ) -> None:
         self.state = state
         self.rpc_url = rpc_url
         self.agent_specs = tuple(agents)
         self.poll_interval_s = poll_interval_s
         self.clock = clock  # the attestation service's
+        self.gpu = gpu  # a simulated H100 beside the simulated TDX
         self.chain_lock = threading.Lock()  # the embedded chain is not thread-safe
         self.agents: dict[str, StackAgent] = {}
         self._exit = ExitStack()
@@ -178,11 +181,16 @@ class DevStack:
         self.tx = Transactor(self.chain)
 
         self.sim = SimulatedTdx(config.sim_state_dir(self.state), now=datetime.now(UTC))
+        self.sim_gpu = (
+            SimulatedGpu(config.sim_state_dir(self.state), now=datetime.now(UTC))
+            if self.gpu
+            else None
+        )
         settings = ServiceSettings(dev=True, cache_dir=None, refresh_interval_seconds=0)
         service_app = create_service_app(
             settings,
             signing=ServiceKeys.generate(),
-            dev_domains=[simulator_domain(self.sim)],
+            dev_domains=[simulator_domain(self.sim, gpu=self.sim_gpu)],
             clock=lambda: self.clock(),
         )
         self.service_url = self._exit.enter_context(serve_in_thread(service_app))
@@ -191,12 +199,14 @@ class DevStack:
 
         runtimes = self._load_runtimes()
         self.keys = EnclaveKeys.load_or_create(self.sim, config.sealed_keys_path(self.state))
-        gateway_app = build_app(self.sim, self.keys, dict(runtimes), self.chain.chain_id)
+        gateway_app = build_app(
+            self.sim, self.keys, dict(runtimes), self.chain.chain_id, gpus=self.sim_gpu
+        )
         service = AttestationServiceClient(self.service_url)
         self._exit.callback(service.close)
         self.registrar = Registrar(
             self.sim, self.keys, self.tx, self.relayer, self.deployment.registry, service,
-            policy="dev",
+            policy="dev", gpus=self.sim_gpu,
         )  # fmt: skip
         for name, runtime in runtimes.items():
             self.agents[name] = self._deploy_agent(name, runtime)
@@ -325,8 +335,11 @@ class DevStack:
                     collateral=self.sim.collateral(now=now),
                     now=now,
                     trust_anchor=self.sim.trust_anchor,
-                    policy=Policy(allow_simulated=True),
+                    policy=Policy(
+                        allow_simulated=True, allow_simulated_gpu=True, require_gpus=int(self.gpu)
+                    ),
                     expected_measurement=None,
+                    gpu_trust_anchors=[self.sim_gpu.trust_anchor] if self.sim_gpu else None,
                 )
                 pinned_agent(verified, agent.name, pinned)
                 result = client.invoke(verified, agent.name, value)
@@ -335,6 +348,8 @@ class DevStack:
         if result.body != expected:
             return DemoStep(step, False, "the verified answer is not the agent's answer")
         sealed = "encrypted, " if result.encrypted else ""
+        if verified.gpus:
+            sealed = f"{len(verified.gpus)} GPU attested, " + sealed
         return DemoStep(
             step, True, f"attested, pinned to 0x{pinned.hex()[:16]}…, {sealed}signature verified"
         )

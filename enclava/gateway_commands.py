@@ -25,10 +25,10 @@ from enclava.output import BadInputError, fail
 from enclava.tee_commands import StateOption, open_backend
 from enclave.errors import EnclaveError
 from enclave.gateway import ServedAgent, create_app, measure_agents_into
-from enclave.gateway.state import GpuSource
 from enclave.keys import EnclaveKeys
 from enclave.tee.base import TeeBackend
 from enclave.tee.detect import BACKEND_NAMES
+from enclave.tee.gpu import GpuSource
 from enclave.tee.nvml import NvmlGpus
 from enclave.tee.sim_gpu import SimulatedGpu
 

@@ -30,7 +30,7 @@ from contracts.errors import ContractError
 from enclava import config
 from enclava.chain_commands import KeystoreOption
 from enclava.devstack import serve_in_thread
-from enclava.gateway_commands import DEFAULT_AGENTS, load_agents
+from enclava.gateway_commands import DEFAULT_AGENTS, GpuKind, load_agents, open_gpus
 from enclava.logs import (
     LogFormat,
     LogFormatOption,
@@ -77,6 +77,10 @@ def run_command(
     backend: Annotated[
         str | None, typer.Option(help=f"TEE backend: {', '.join(BACKEND_NAMES)} (default: detect).")
     ] = None,
+    gpu: Annotated[
+        GpuKind,
+        typer.Option(help="GPU evidence for registration and the gateway: none, sim or nvml."),
+    ] = GpuKind.NONE,
     state: StateOption = None,
     keystore: KeystoreOption = None,
     confirmations: Annotated[int, typer.Option(help="Blocks before an event is read.", min=0)] = 0,
@@ -126,7 +130,10 @@ def run_command(
             service = AttestationServiceClient(attestation_service)
             stack.callback(service.close)
             policy = attestation_policy or ("dev" if tee.kind == "simulated" else "default")
-            registrar = Registrar(tee, keys, tx, sender, registry, service, policy=policy)
+            gpus = open_gpus(gpu, directory)
+            registrar = Registrar(
+                tee, keys, tx, sender, registry, service, policy=policy, gpus=gpus
+            )
             registrar.renew({a.name: a.measurement for a in agents})
             db = WorkerState(directory / "worker.db")
             stack.callback(db.close)
@@ -146,7 +153,9 @@ def run_command(
                 metrics_url = _serve_metrics(stack, metrics_registry, metrics_host, metrics_port)
             gateway_url = None
             if gateway_port is not None:
-                app = create_app(tee=tee, keys=keys, agents=runtimes, chain_id=tx.chain.chain_id)
+                app = create_app(
+                    tee=tee, keys=keys, agents=runtimes, chain_id=tx.chain.chain_id, gpus=gpus
+                )
                 served_at = serve_in_thread(app, host=gateway_host, port=gateway_port)
                 gateway_url = stack.enter_context(served_at)
                 adopt_uvicorn_loggers()  # its access lines in --log-format too

@@ -49,7 +49,6 @@ from enclave.gateway.state import (
     Gateway,
     GatewayLimits,
     GatewayState,
-    GpuSource,
     ServedAgent,
     json_response,
     new_response_id,
@@ -58,6 +57,7 @@ from enclave.gateway.state import (
 )
 from enclave.keys import EnclaveKeys
 from enclave.tee.base import TeeBackend
+from enclave.tee.gpu import GpuSource
 
 __all__ = ["create_app"]
 

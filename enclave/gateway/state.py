@@ -27,7 +27,7 @@ from agents.bundle import Manifest, Measurement
 from agents.errors import AgentError
 from agents.runtime import Reply
 from attestation.eventlog import RuntimeEvent, agent_event, agent_events
-from attestation.evidence import BundleGpu, GpuCcState
+from attestation.evidence import BundleGpu
 from attestation.gpu import gpu_nonce
 from attestation.service.body import read_capped_body
 from enclave.errors import EnclaveError
@@ -45,16 +45,14 @@ from enclave.gateway.metrics import GatewayMetrics
 from enclave.gateway.protocol import SIGNING_ALGO, programs_event, signed_text
 from enclave.keys import EnclaveKeys
 from enclave.tee.base import TeeBackend
-from enclave.tee.nvml import GpuEvidence
+from enclave.tee.gpu import GpuSource, bundle_gpu
 
 __all__ = [
     "Gateway",
     "GatewayLimits",
     "GatewayState",
-    "GpuSource",
     "ServedAgent",
     "SignatureRecord",
-    "bundle_gpu",
     "get_gateway",
     "json_response",
     "measure_agents_into",
@@ -79,25 +77,6 @@ class ServedAgent(Protocol):
     def program_digests(self) -> dict[str, str]: ...
 
     async def ainvoke(self, request: bytes | str | Mapping[str, Any]) -> Reply: ...
-
-
-class GpuSource(Protocol):
-    """Where the gateway's GPU evidence comes from: `enclave.tee.nvml.NvmlGpus` (real GPUs) or
-    `enclave.tee.sim_gpu.SimulatedGpu`. `collect` answers a 32-byte SPDM nonce, one item per GPU."""
-
-    def collect(self, nonce: bytes) -> tuple[GpuEvidence, ...]: ...
-
-
-def bundle_gpu(evidence: GpuEvidence) -> BundleGpu:
-    """One GPU's evidence as an attestation bundle carries it (`attestation.evidence`)."""
-    cc = evidence.cc_state
-    return BundleGpu(
-        report=evidence.report,
-        cert_chain=evidence.cert_chain,
-        cc_state=GpuCcState(cc.enabled, cc.devtools, cc.environment),
-        uuid=evidence.uuid,
-        arch=evidence.arch,
-    )
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from attestation.gpu import GpuReportFormatError, parse_gpu_report
 from enclave.errors import TeeProtocolError, TeeUnavailableError
+from enclave.tee.gpu import GPU_NONCE_SIZE, CcState, GpuEvidence
 
-__all__ = ["CcState", "GpuEvidence", "NvmlGpus", "check_gpu_report"]
+__all__ = ["NvmlGpus", "check_gpu_report"]
 
-GPU_NONCE_SIZE = 32
 _ENVIRONMENTS = {0: "unavailable", 1: "sim", 2: "prod"}
 _ARCHITECTURES = {7: "ampere", 8: "ada", 9: "hopper", 10: "blackwell"}
 # NVML error codes meaning "nothing to attest here" rather than "NVML misbehaved".
@@ -36,30 +35,6 @@ _UNAVAILABLE = (
     "NVML_ERROR_NO_PERMISSION",
     "NVML_ERROR_GPU_IS_LOST",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CcState:
-    """The system's confidential-computing state as NVML reports it. `enabled`: CC mode on;
-    `devtools`: CC with developer tools (debuggable: a policy should refuse it in production);
-    `environment`: "prod", "sim" (simulated CC) or "unavailable"."""
-
-    enabled: bool
-    devtools: bool
-    environment: str
-
-
-@dataclass(frozen=True, slots=True)
-class GpuEvidence:
-    """What one GPU contributes to an attestation bundle (verify with
-    `attestation.gpu.verify_gpu_report(report, cert_chain, nonce=...)`)."""
-
-    index: int
-    uuid: str
-    arch: str
-    report: bytes
-    cert_chain: bytes
-    cc_state: CcState
 
 
 def check_gpu_report(raw: bytes, nonce: bytes, *, source: str) -> bytes:

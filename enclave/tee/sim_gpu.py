@@ -37,7 +37,7 @@ from attestation.der import OCTET_STRING, SEQUENCE, encode, encode_oid, encode_u
 from attestation.gpu.spdm import OpaqueFieldId
 from attestation.gpu.verify import FWID_OID
 from enclave.errors import SealingError, TeeUnavailableError
-from enclave.tee.nvml import GPU_NONCE_SIZE, CcState, GpuEvidence
+from enclave.tee.gpu import GPU_NONCE_SIZE, CcState, GpuEvidence
 from enclave.tee.sim_authority import CA_LIFETIME, Issued
 
 __all__ = ["DEFAULT_FIRMWARE", "SimulatedGpu", "load_gpu_trust_anchor"]

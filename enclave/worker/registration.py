@@ -21,11 +21,13 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from attestation.eventlog import events_to_json
+from attestation.gpu import gpu_nonce
 from contracts.client import Registration, Transactor, register
 from contracts.errors import ContractError
 from enclave.errors import RegistrationError
 from enclave.keys import EnclaveKeys
 from enclave.tee.base import TeeBackend
+from enclave.tee.gpu import GpuSource, bundle_gpu
 
 __all__ = ["AttestationServiceClient", "Registrar"]
 
@@ -77,7 +79,9 @@ class Registrar:
     """Registers `keys` in `registry` for each served agent, through `service`.
 
     `policy`: the service policy to verify under (e.g. `default`, or `dev` for the simulator).
-    `sender` pays the registration's gas."""
+    `sender` pays the registration's gas. `gpus`: this machine's GPUs; their reports over
+    `gpu_nonce(nonce)` go with the quote, so a policy such as `gpu-h100-cc` can require them and
+    the verdict's `quoteHash` covers them (the bundle digest)."""
 
     tee: TeeBackend
     keys: EnclaveKeys
@@ -87,6 +91,7 @@ class Registrar:
     service: AttestationServiceClient
     policy: str = "default"
     renew_margin_s: int = DEFAULT_RENEW_MARGIN_S
+    gpus: GpuSource | None = None
 
     def register(self, agent: str, measurement: bytes) -> Registration:
         """Register for `agent` now; its verdict must carry `measurement`."""
@@ -94,8 +99,10 @@ class Registrar:
         quote = self.tee.quote(self.keys.report_data(nonce))
         contract = self.tx.contract("WorkerRegistry", self.registry)
         verifier = str(self.tx.call(contract.functions.verifier()))
+        gpus = self.gpus.collect(gpu_nonce(nonce)) if self.gpus is not None else ()
         evidence = self.service.signed_verdict(
             {
+                **({"gpu_evidence": [bundle_gpu(g).to_json() for g in gpus]} if gpus else {}),
                 "quote": base64.b64encode(quote).decode(),
                 "event_log": events_to_json(self.tee.event_log()),
                 "binding": {

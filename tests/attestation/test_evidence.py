@@ -25,8 +25,8 @@ from attestation.evidence import (
 )
 from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.policy import Policy
-from enclave.gateway.state import bundle_gpu
 from enclave.keys import EnclaveKeys
+from enclave.tee.gpu import bundle_gpu
 from enclave.tee.sim import SimulatedTdx
 from enclave.tee.sim_gpu import SimulatedGpu
 from tests.attestation.gpu.samples import REPORT_FWID, REPORT_NONCE, chain, report

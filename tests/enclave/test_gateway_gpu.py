@@ -22,10 +22,9 @@ from enclava.evidence import gpu_trust_anchors
 from enclava.gateway_commands import GpuKind, open_gpus
 from enclave.errors import TeeUnavailableError
 from enclave.gateway import create_app, measure_agents_into
-from enclave.gateway.state import GpuSource
 from enclave.gateway_client import Attestation, GatewayVerificationError, VerifiedGateway
 from enclave.keys import EnclaveKeys
-from enclave.tee.nvml import GpuEvidence
+from enclave.tee.gpu import GpuEvidence, GpuSource
 from enclave.tee.sim import SimulatedTdx
 from enclave.tee.sim_gpu import SimulatedGpu, load_gpu_trust_anchor
 from tests.enclave.conftest import CHAIN_ID, NOW, AsgiTransport, TamperingTransport, Worker

@@ -9,7 +9,8 @@ import pytest
 
 from attestation.gpu import nvidia_device_root, verify_gpu_report
 from enclave.errors import TeeProtocolError, TeeUnavailableError
-from enclave.tee.nvml import CcState, NvmlGpus
+from enclave.tee.gpu import CcState
+from enclave.tee.nvml import NvmlGpus
 from tests.attestation.gpu.samples import NOW, REPORT_FWID, REPORT_NONCE, chain, report
 from tests.enclave import fake_nvml
 from tests.enclave.fake_nvml import FakeNvml

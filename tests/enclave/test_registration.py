@@ -3,6 +3,7 @@ from the registry, and the worker process's tolerance of a failing renewal."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,12 @@ SUM_BUNDLE = Path(__file__).parent / "data" / "sum"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     with DevStack(tmp_path_factory.mktemp("dev"), agents=[str(SUM_BUNDLE)]) as dev:
+        yield dev
+
+
+@pytest.fixture(scope="module")
+def gpu_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    with DevStack(tmp_path_factory.mktemp("gpu"), agents=[str(SUM_BUNDLE)], gpu=True) as dev:
         yield dev
 
 
@@ -140,3 +147,24 @@ def test_the_process_keeps_stepping_when_renewal_and_peers_fail() -> None:
     stop.set()
     process.run(stop)
     assert worker.steps == 2
+
+
+def test_a_registration_carries_the_gpu_evidence_the_policy_judges(gpu_stack: DevStack) -> None:
+    """The dev policy admits the simulated H100 (the stack registered with it); `gpu-h100-cc`
+    refuses it as simulated, so the service did look at the GPU reports."""
+    agent = gpu_stack.agents["sum"]
+    registrar = dataclasses.replace(gpu_stack.registrar, policy="gpu-h100-cc")
+    with gpu_stack.chain_lock:
+        assert gpu_stack.registrar.expires_at(agent.measurement) > chain_now(gpu_stack)
+        with pytest.raises(RegistrationError, match="gpu"):
+            registrar.register("sum", agent.measurement)
+        no_gpu = dataclasses.replace(gpu_stack.registrar, policy="gpu-h100-cc", gpus=None)
+        with pytest.raises(RegistrationError, match="gpu"):
+            no_gpu.register("sum", agent.measurement)
+
+
+def test_the_demo_attests_the_simulated_gpu(gpu_stack: DevStack) -> None:
+    steps = {s.step: s for s in gpu_stack.demo(deadline_s=30)}
+    assert steps["sum over HTTP"].ok, steps["sum over HTTP"].detail
+    assert "1 GPU attested" in steps["sum over HTTP"].detail
+    assert steps["sum on chain"].ok

@@ -25,7 +25,7 @@ from attestation.service import (
     simulator_domain,
 )
 from attestation.service.policies import GPU_H100_CC, PolicySet
-from enclave.gateway.state import bundle_gpu
+from enclave.tee.gpu import bundle_gpu
 from enclave.tee.sim_gpu import SimulatedGpu
 from tests.attestation.service.conftest import Clock, SimWorker, client_for, settings
 from tests.samples import SAMPLES
