@@ -15,6 +15,7 @@ from attestation.service import (
     create_app,
     simulator_domain,
 )
+from attestation.service.errors import KeyFileError
 from attestation.service.server import load_keys, serve
 from enclava import config
 from enclava.logs import LogFormat, LogFormatOption, LogLevel, LogLevelOption, configure_logging
@@ -68,6 +69,8 @@ def serve_command(
                 raise ValueError("--new-key-file needs --key-file")
             ServiceKeys.generate().save(settings.key_file)
         keys = load_keys(settings)
+    except KeyFileError as exc:
+        fail(False, exc.code, exc.message)
     except ValueError as exc:
         fail(False, "bad_configuration", str(exc))
     domains, attestor = [], None

@@ -10,6 +10,7 @@ no API returns them, `repr` hides them, nothing logs them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -24,8 +25,10 @@ from eth_account.signers.local import LocalAccount
 
 from attestation.binding import worker_report_data
 from enclave.envelope import EnvelopeContext, open_request
-from enclave.errors import SealingError
+from enclave.errors import SealingError, TeeUnavailableError
 from enclave.tee.base import TeeBackend
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SEALING_LABEL", "EnclaveKeys"]
 
@@ -51,7 +54,16 @@ class EnclaveKeys:
 
     @classmethod
     def load_or_create(cls, backend: TeeBackend, path: Path) -> EnclaveKeys:
-        """Unseal the keys at `path`, or generate and seal new ones there."""
+        """Unseal the keys at `path`, or generate and seal new ones there.
+
+        A TEE without a sealing key (bare TDX: no KMS) gets keys for this boot only, never
+        written anywhere: the worker registers them afresh after each restart, and answers it
+        signed before the restart stay valid until their registration expires."""
+        try:
+            backend.sealing_key(SEALING_LABEL)
+        except TeeUnavailableError as exc:
+            log.warning("no sealing key (%s): worker keys live for this boot only", exc.message)
+            return cls.generate()
         if path.exists():
             return cls._unseal(backend, path)
         keys = cls.generate()

@@ -10,6 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from typer.testing import CliRunner
+
+from enclava.cli import app
 
 
 def _free_port() -> int:
@@ -45,3 +49,17 @@ def test_attest_serve_dev_answers_health_and_signers(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "exists-with-new"])
+def test_a_bad_key_file_is_a_typed_error_not_a_traceback(tmp_path: Path, case: str) -> None:
+    key_file = tmp_path / "keys.json"
+    args = ["attest", "serve", "--key-file", str(key_file)]
+    if case == "garbage":
+        key_file.write_text("{not json")
+    if case == "exists-with-new":
+        key_file.write_text("{}")
+        args.append("--new-key-file")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "key_file_invalid" in result.output and "Traceback" not in result.output

@@ -11,6 +11,7 @@ import pytest
 from attestation.eventlog import RuntimeEvent, agent_event, replay
 from attestation.quote import parse_quote
 from enclave.errors import TeeProtocolError, TeeUnavailableError
+from enclave.keys import EnclaveKeys
 from enclave.tee.base import TeeBackend
 from enclave.tee.tdx import LinuxTdx
 from tests.enclave.tee.fakes import TDX_QUOTE, FakeDevices, quoted_rtmr3, sgx_quote, td_quote
@@ -199,3 +200,13 @@ def test_register_of_wrong_size_is_a_protocol_error(devices: FakeDevices) -> Non
 def test_has_no_sealing_key(devices: FakeDevices) -> None:
     with pytest.raises(TeeUnavailableError, match="KMS"):
         backend(devices).sealing_key("identity")
+
+
+def test_without_a_sealing_key_worker_keys_live_for_one_boot(
+    devices: FakeDevices, tmp_path: Path
+) -> None:
+    path = tmp_path / "keys.sealed.json"
+    first = EnclaveKeys.load_or_create(backend(devices), path)
+    second = EnclaveKeys.load_or_create(backend(devices), path)
+    assert first.address != second.address  # fresh each boot: registered again after restart
+    assert not path.exists()  # nothing written without a key to seal it with
