@@ -43,6 +43,7 @@ from enclava.output import BadInputError, fail
 from enclava.tee_commands import StateOption, open_backend
 from enclave.errors import EnclaveError
 from enclave.gateway import create_app, measure_agents_into
+from enclave.gateway.metrics import GatewayMetrics
 from enclave.keys import EnclaveKeys
 from enclave.tee.detect import BACKEND_NAMES
 from enclave.worker import Worker, WorkerState
@@ -154,8 +155,9 @@ def run_command(
             gateway_url = None
             if gateway_port is not None:
                 app = create_app(
-                    tee=tee, keys=keys, agents=runtimes, chain_id=tx.chain.chain_id, gpus=gpus
-                )
+                    tee=tee, keys=keys, agents=runtimes, chain_id=tx.chain.chain_id, gpus=gpus,
+                    metrics=GatewayMetrics(metrics_registry),  # /metrics: the worker's too
+                )  # fmt: skip
                 served_at = serve_in_thread(app, host=gateway_host, port=gateway_port)
                 gateway_url = stack.enter_context(served_at)
                 adopt_uvicorn_loggers()  # its access lines in --log-format too

@@ -38,6 +38,7 @@ from enclave.envelope import EnvelopeContext, seal_response
 from enclave.errors import EnclaveError, EnvelopeError
 from enclave.gateway.compat import router as compat_router
 from enclave.gateway.errors import MalformedRequestError, UnknownResponseError, http_status
+from enclave.gateway.metrics import GatewayMetrics
 from enclave.gateway.protocol import (
     ENVELOPE_MEDIA_TYPE,
     REPLY_KEY_SIZE,
@@ -73,13 +74,16 @@ def create_app(
     chain_id: int,
     limits: GatewayLimits = GatewayLimits(),  # noqa: B008 - frozen, immutable default
     gpus: GpuSource | None = None,
+    metrics: GatewayMetrics | None = None,
 ) -> FastAPI:
     """The gateway over `agents` (name -> loaded runtime, each already measured into RTMR3 with
     `measure_agents_into`: `ValueError` otherwise). `chain_id` enters every envelope context;
-    `gpus`: where the attestation's GPU evidence comes from (None: no GPUs, an empty list)."""
+    `gpus`: where the attestation's GPU evidence comes from (None: no GPUs, an empty list);
+    `metrics`: the gateway's metrics (and the registry `GET /metrics` serves)."""
     state = GatewayState(
-        tee=tee, keys=keys, agents=dict(agents), chain_id=chain_id, limits=limits, gpus=gpus
-    )
+        tee=tee, keys=keys, agents=dict(agents), chain_id=chain_id, limits=limits, gpus=gpus,
+        metrics=metrics or GatewayMetrics(),
+    )  # fmt: skip
     app = FastAPI(title="Enclava worker gateway", version="1")
     app.state.gateway = state
     app.include_router(_router)

@@ -18,8 +18,11 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    """The gateway's metrics in `registry` (a fresh one by default; a worker process passes its
+    own, so `GET /metrics` also shows the chain worker's)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True) if registry is None else registry
         self.invocations = Counter(
             "enclava_gateway_invocations",
             "Agent invocations by agent and outcome (ok or the error code)",

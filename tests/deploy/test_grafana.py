@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from attestation.service.metrics import ServiceMetrics
 from enclave.gateway.metrics import GatewayMetrics
+from enclave.worker.metrics import WorkerMetrics
 from tests.deploy.files import ROOT
 
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
@@ -29,7 +30,9 @@ def _series(registry: CollectorRegistry) -> set[str]:
 @pytest.fixture(scope="module")
 def exported() -> set[str]:
     service = ServiceMetrics(_NoCollateral(), lambda: datetime.now(UTC))
-    return _series(service.registry) | _series(GatewayMetrics().registry)
+    workers = CollectorRegistry()
+    WorkerMetrics(workers)
+    return _series(service.registry) | _series(GatewayMetrics().registry) | _series(workers)
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,11 @@ from contextlib import ExitStack
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from attestation.token import agent_measurement_id
 from enclava.worker_commands import _serve_metrics
+from enclave.gateway.metrics import GatewayMetrics
 from enclave.worker import StepReport, WorkerState
 from enclave.worker.metrics import WorkerMetrics
 from enclave.worker.process import BoundAgent, Telemetry, WorkerProcess
@@ -130,3 +131,11 @@ def test_worker_run_serves_the_metrics_until_it_stops() -> None:
         assert "enclava_worker_requests_recorded_total 3.0" in scraped.text
     with pytest.raises(httpx.ConnectError):
         httpx.get(url, timeout=5)
+
+
+def test_a_gateway_in_the_worker_process_serves_the_worker_metrics_too() -> None:
+    registry = CollectorRegistry()
+    WorkerMetrics(registry)
+    text = generate_latest(GatewayMetrics(registry).registry).decode()
+    assert "enclava_worker_requests_fulfilled_total" in text
+    assert "enclava_gateway_invocations_total" in text or "enclava_gateway_in_flight" in text
