@@ -165,21 +165,16 @@ def measure_http(runtime: AgentRuntime, rounds: int, state: Path) -> dict[str, A
 # ------------------------------------------------------------------------- part 2: chain
 
 
-class BlockTimeAnvil(AnvilNode):
-    """`AnvilNode` mining a block every `block_time` seconds instead of on each transaction."""
-
-    def __init__(self, block_time: int = 1) -> None:
-        super().__init__()
-        self._args += ["--block-time", str(block_time)]
-
-
 def measure_chain(requests: int, state: Path) -> dict[str, Any]:
     value = {"input": texts(1)}
     data = json.dumps(value).encode()
     blocks: list[int] = []
     seconds: list[float] = []
     started = time.perf_counter()
-    with BlockTimeAnvil(1) as node, DevStack(state, rpc_url=node.url, agents=["embed"]) as stack:
+    with (
+        AnvilNode(block_time=1) as node,
+        DevStack(state, rpc_url=node.url, agents=["embed"]) as stack,
+    ):
         setup_s = time.perf_counter() - started
         agent = stack.agents["embed"]
         contract = agent.contract

@@ -54,6 +54,7 @@ class AnvilNode:
         hardfork: str = "osaka",
         state: Path | None = None,
         binary: Path | None = None,
+        block_time: int = 0,
     ) -> None:
         self.port = port or _free_port()
         self.chain_id = chain_id
@@ -67,6 +68,8 @@ class AnvilNode:
         ]  # fmt: skip
         if state is not None:
             self._args += ["--state", str(state)]
+        if block_time:  # a block every `block_time` seconds instead of one per transaction
+            self._args += ["--block-time", str(block_time)]
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -182,7 +182,7 @@ class WorkerProcess:
 
 
 def _log_counts(report: StepReport) -> None:
-    if report.fulfilled or report.failed:
+    if report.fulfilled or report.failed or report.closed_elsewhere:
         log.info(
             "fulfilled %d, closed elsewhere %d, failed %d in %d transactions",
             report.fulfilled, report.closed_elsewhere, report.failed, report.transactions,
