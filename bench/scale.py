@@ -73,7 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENCLAVA = Path(sys.executable).with_name("enclava")
 BUNDLES = {
     "work": ROOT / "bench" / "data" / "work",
-    "sum": ROOT / "tests" / "enclave" / "data" / "sum",
+    "sum": ROOT / "examples" / "sum-agent",
 }
 ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 PRICE = 10**12

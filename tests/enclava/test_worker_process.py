@@ -30,7 +30,7 @@ from enclave.worker import JobState, WorkerState
 
 pytestmark = pytest.mark.anvil
 
-SUM_BUNDLE = Path(__file__).parents[1] / "enclave" / "data" / "sum"
+SUM_BUNDLE = Path(__file__).parents[2] / "examples" / "sum-agent"
 ENCLAVA = Path(sys.executable).with_name("enclava")
 PRICE = 10**12
 FULFILLED = 2

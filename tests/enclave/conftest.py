@@ -28,7 +28,7 @@ from enclave.tee.sim import SimulatedTdx
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 CHAIN_ID = 31337
 SIM_POLICY = Policy(allow_simulated=True)
-SUM_BUNDLE = Path(__file__).parent / "data" / "sum"
+SUM_BUNDLE = Path(__file__).parents[2] / "examples" / "sum-agent"
 
 
 @pytest.fixture(scope="session")

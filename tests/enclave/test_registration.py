@@ -21,7 +21,7 @@ from enclave.worker.peers import RegistryPeers
 from enclave.worker.process import WorkerProcess
 from enclave.worker.registration import AttestationServiceClient
 
-SUM_BUNDLE = Path(__file__).parent / "data" / "sum"
+SUM_BUNDLE = Path(__file__).parents[2] / "examples" / "sum-agent"
 
 
 @pytest.fixture(scope="module")
