@@ -23,6 +23,7 @@ from attestation.quote import decode_quote_file
 from attestation.verdict import Verdict, explain_quote
 from enclava import render
 from enclava.attest_commands import attest_app
+from enclava.bundle_verify import BundleOptions, verify_bundle_file
 from enclava.call_commands import call, fetch_attestation, gateway_checks, sim_collateral
 from enclava.chain_commands import call_chain, deploy, deploy_stack
 from enclava.demo import simulated_worker, verify_samples
@@ -123,17 +124,36 @@ def verify(
     image_id: Annotated[
         str | None, typer.Option(help="With --zk: the trusted guest program's image ID (hex).")
     ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Verify an attestation bundle (a gateway's /v1/attestation JSON: quote, event "
+            "log, GPU reports) for --nonce, one result per device."
+        ),
+    ] = None,
+    bundle_nonce: Annotated[
+        str | None,
+        typer.Option("--nonce", help="With --bundle: the 32-byte nonce you asked it for (hex)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Verify an Intel DCAP quote (SGX v3, TDX v4/v5) and apply a policy. With --url: a gateway's
     attestation for a fresh nonce, its REPORTDATA binding and its event log too. With --tx: a past
     fulfilment, its signer's registration and that worker's quote (QUOTE or --url). With --zk: a
-    RISC Zero receipt proving a DCAP verification, judged by the same policy."""
+    RISC Zero receipt proving a DCAP verification, judged by the same policy. With --bundle: a
+    saved attestation bundle (TDX + GPUs) for --nonce."""
     if zk is not None:
         conflicting = quote is not None or url is not None or tx is not None
         verify_zk(
             zk, image_id, policy=policy, at=at, root=root, conflicting=conflicting, as_json=as_json
         )
+    if bundle is not None:
+        if quote is not None or url is not None or tx is not None:
+            fail(as_json, "bad_usage", "--bundle takes no QUOTE, --url or --tx")
+        options = BundleOptions(
+            collateral, pccs, cache_dir, at, policy, root, allow_simulated, state
+        )
+        verify_bundle_file(bundle, bundle_nonce, options, as_json)
     if tx is not None:
         opts = EvidenceOptions(
             collateral, pccs, at, policy, root, cache_dir, allow_simulated, state
