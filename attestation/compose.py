@@ -39,6 +39,7 @@ __all__ = [
     "canonical_app_compose",
     "check_compose_hash",
     "compose_hash",
+    "measured_compose_hash",
 ]
 
 COMPOSE_HASH_EVENT = "compose-hash"
@@ -132,14 +133,10 @@ def app_compose_for(docker_compose: str, options: AppComposeOptions) -> dict[str
     }
 
 
-def check_compose_hash(events: Iterable[RuntimeEvent], expected: bytes) -> None:
-    """Check that a dstack event log measured the app-compose whose hash is `expected`.
-
-    The log must hold exactly one RTMR3 `compose-hash` runtime event, its digest must be the
-    one its payload gives, and its payload must equal `expected`; `EventLogError` otherwise.
-    This trusts the log's events: replay it against the quoted RTMR3 (`check_rtmrs`) too."""
-    if len(expected) != COMPOSE_HASH_SIZE:
-        raise ValueError("a compose hash is a 32-byte SHA-256")
+def measured_compose_hash(events: Iterable[RuntimeEvent]) -> bytes:
+    """The compose hash a dstack event log measured: its one RTMR3 `compose-hash` runtime event
+    (whose digest must be the one its payload gives); `EventLogError` otherwise. This trusts the
+    log's events: replay it against the quoted RTMR3 (`check_rtmrs`) too."""
     found = [
         (index, event)
         for index, event in enumerate(events)
@@ -150,8 +147,18 @@ def check_compose_hash(events: Iterable[RuntimeEvent], expected: bytes) -> None:
     index, event = found[0]
     if event.imr != 3 or not event.digest_matches_content:
         raise EventLogError(f"event {index}: compose-hash is not a valid RTMR3 runtime event")
-    if event.payload != expected:
+    if len(event.payload) != COMPOSE_HASH_SIZE:
+        raise EventLogError(f"event {index}: a compose hash is 32 bytes")
+    return event.payload
+
+
+def check_compose_hash(events: Iterable[RuntimeEvent], expected: bytes) -> None:
+    """Check that a dstack event log measured the app-compose whose hash is `expected`
+    (`measured_compose_hash`); `EventLogError` otherwise."""
+    if len(expected) != COMPOSE_HASH_SIZE:
+        raise ValueError("a compose hash is a 32-byte SHA-256")
+    measured = measured_compose_hash(events)
+    if measured != expected:
         raise EventLogError(
-            f"event {index}: the CVM measured compose hash {event.payload.hex()}, "
-            f"not the pinned {expected.hex()}"
+            f"the CVM measured compose hash {measured.hex()}, not the pinned {expected.hex()}"
         )

@@ -381,6 +381,8 @@ def verify_bundle(
     agents, problem = _replay(bundle.event_log, cpu)
     if problem is not None:
         reasons.append(f"event_log: {problem}")
+    if (why := policy.compose_reason(bundle.event_log)) is not None:
+        reasons.append(why)
     gpus = verify_gpus(
         bundle.gpus,
         spdm_nonce=gpu_nonce(nonce),

@@ -18,7 +18,7 @@ Policy files are TOML or JSON with the field names of `Policy`; hex values as st
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,16 +27,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from attestation import safejson
-from attestation.errors import PolicyFormatError
+from attestation.compose import measured_compose_hash
+from attestation.errors import EventLogError, PolicyFormatError
+from attestation.eventlog import RuntimeEvent
 from attestation.gpu.rules import GpuSubject, gpu_reasons
-from attestation.quote import SgxReportBody, TdReport10, TdReport15
+from attestation.policy_rules import RULES
+from attestation.quote import SgxReportBody, TdReport10
 from attestation.tcb import TcbStatus
 from attestation.verify import VerifiedQuote
 
 __all__ = ["GpuSubject", "Policy", "PolicyDecision", "PolicySubject"]
 
 DEFAULT_TCB_STATUSES = frozenset({TcbStatus.UP_TO_DATE, TcbStatus.SW_HARDENING_NEEDED})
-_ZERO48 = bytes(48)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class Policy:
     allow_gpu_devtools: bool = False
     min_gpu_driver_version: str | None = None
     allow_simulated_gpu: bool = False
+    compose_hashes: frozenset[bytes] | None = None
 
     def evaluate(self, verified: VerifiedQuote, *, now: datetime) -> PolicyDecision:
         """Apply every rule; `now` is needed only for `max_collateral_age`."""
@@ -109,13 +112,29 @@ class Policy:
 
     def evaluate_subject(self, subject: PolicySubject, *, now: datetime) -> PolicyDecision:
         """`evaluate` for facts verified by other means than `verify_quote` (a zk receipt)."""
-        reasons = [r for rule in _RULES if (r := rule(self, subject, now)) is not None]
+        reasons = [r for rule in RULES if (r := rule(self, subject, now)) is not None]
         return PolicyDecision(not reasons, tuple(reasons), self.relaxations)
 
     def evaluate_gpu(self, gpu: GpuSubject) -> tuple[str, ...]:
         """The per-GPU rules (simulated root, model, CC mode, driver version): the reasons this
         verified GPU is not accepted, empty when it is."""
         return gpu_reasons(self, gpu)
+
+    def compose_reason(self, events: Sequence[RuntimeEvent] | None) -> str | None:
+        """`compose_hashes`: why the dstack app-compose measured in `events` (an event log that
+        replays to the quoted RTMR3) is not pinned, if so. On dstack the app is measured by its
+        compose hash, not by MRTD or RTMR0-2 (those measure the dstack OS)."""
+        if self.compose_hashes is None:
+            return None
+        if events is None:
+            return "compose_hash: pinned by the policy, but there is no event log"
+        try:
+            measured = measured_compose_hash(events)
+        except EventLogError as exc:
+            return f"compose_hash: {exc.message}"
+        if measured in self.compose_hashes:
+            return None
+        return f"compose_hash: {measured.hex()} is not in the allow-list"
 
     def gpu_count_reason(self, attested: int) -> str | None:
         """`require_gpus`: why `attested` GPUs (verified, each accepted) are too few, if so."""
@@ -201,13 +220,14 @@ class _PolicyDocument(BaseModel):
     allow_gpu_devtools: bool = False
     min_gpu_driver_version: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)*$")
     allow_simulated_gpu: bool = False
+    compose_hashes: list[str] | None = None
 
     @field_validator("allowed_mrservicetd", "mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
     @classmethod
     def _hex48(cls, v: list[str] | None) -> list[str] | None:
         return _check_hex_list(v, 48)
 
-    @field_validator("mrenclave", "mrsigner")
+    @field_validator("mrenclave", "mrsigner", "compose_hashes")
     @classmethod
     def _hex32(cls, v: list[str] | None) -> list[str] | None:
         return _check_hex_list(v, 32)
@@ -249,6 +269,7 @@ class _PolicyDocument(BaseModel):
             allow_gpu_devtools=self.allow_gpu_devtools,
             min_gpu_driver_version=self.min_gpu_driver_version,
             allow_simulated_gpu=self.allow_simulated_gpu,
+            compose_hashes=hexset(self.compose_hashes),
         )
 
 
@@ -271,134 +292,3 @@ def _check_hex_list(values: list[str] | None, size: int) -> list[str] | None:
         for v in values:
             _check_hex(v, size)
     return values
-
-
-# --- rules: each returns None when it passes, else a reason "<rule>: <why>" ------------------
-
-
-def _tcb_status(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    if v.tcb_status in p.accepted_tcb_statuses:
-        return None
-    accepted = ", ".join(sorted(p.accepted_tcb_statuses)) or "none"
-    return f"tcb_status: {v.tcb_status} is not accepted (accepted: {accepted})"
-
-
-def _advisories(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    hit = sorted(a for a in v.advisory_ids if a.upper() in p.rejected_advisories)
-    return f"advisories: rejected advisory {', '.join(hit)}" if hit else None
-
-
-def _simulated(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    if not v.simulated or p.allow_simulated:
-        return None
-    return (
-        f"trust_anchor: quote is rooted in {v.trust_anchor!r}, not Intel (allow_simulated is off)"
-    )
-
-
-def _debug(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    report = v.report
-    debug = (
-        report.attributes.debug if isinstance(report, SgxReportBody) else report.td_attributes.debug
-    )
-    if debug and not p.allow_debug:
-        return "debug: the TEE runs in debug mode (its memory can be read by the host)"
-    return None
-
-
-def _td_attributes(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    report = v.report
-    if not isinstance(report, TdReport10):
-        return None
-    if report.td_attributes.reserved_bits_set:
-        return "td_attributes: reserved TDATTRIBUTES bits are set"
-    if p.require_sept_ve_disable and not report.td_attributes.sept_ve_disable:
-        return "td_attributes: SEPT_VE_DISABLE is not set"
-    return None
-
-
-def _mrservicetd(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    report = v.report
-    if not isinstance(report, TdReport15) or p.allow_any_mrservicetd:
-        return None
-    value = report.mr_service_td
-    if p.allowed_mrservicetd is not None:
-        if value in p.allowed_mrservicetd:
-            return None
-        return f"mrservicetd: {value.hex()} is not in the allow-list"
-    if value == _ZERO48:
-        return None
-    return f"mrservicetd: Invalid MR service TD: a service TD is bound ({value.hex()})"
-
-
-def _allow_list(name: str, get: Callable[[SgxReportBody | TdReport10], bytes | None]) -> Any:
-    def rule(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-        allowed: frozenset[bytes] | None = getattr(p, name)
-        if allowed is None:
-            return None
-        value = get(v.report)
-        if value is None:
-            return f"{name}: pinned by the policy, but a {v.tee.upper()} quote has no {name}"
-        if not allowed:
-            return f"{name}: the allow-list is empty (an empty allow-list denies every value)"
-        return None if value in allowed else f"{name}: {value.hex()} is not in the allow-list"
-
-    return rule
-
-
-def _td(attr: str) -> Callable[[SgxReportBody | TdReport10], bytes | None]:
-    return lambda r: getattr(r, attr) if isinstance(r, TdReport10) else None
-
-
-def _sgx(attr: str) -> Callable[[SgxReportBody | TdReport10], bytes | None]:
-    return lambda r: getattr(r, attr) if isinstance(r, SgxReportBody) else None
-
-
-def _isv(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    if p.isvprodid is None and p.min_isvsvn is None:
-        return None
-    report = v.report
-    if not isinstance(report, SgxReportBody):
-        return "isv: ISVPRODID/ISVSVN are pinned by the policy, but a TDX quote has none"
-    if p.isvprodid is not None and report.isv_prod_id not in p.isvprodid:
-        return f"isvprodid: {report.isv_prod_id} is not in the allow-list"
-    if p.min_isvsvn is not None and report.isv_svn < p.min_isvsvn:
-        return f"isvsvn: {report.isv_svn} is below the minimum {p.min_isvsvn}"
-    return None
-
-
-def _report_data(p: Policy, v: PolicySubject, _: datetime) -> str | None:
-    if p.report_data is None or v.report.report_data == p.report_data:
-        return None
-    return "report_data: REPORTDATA is not the expected value (the quote is not bound to it)"
-
-
-def _collateral_age(p: Policy, v: PolicySubject, now: datetime) -> str | None:
-    if p.max_collateral_age is None:
-        return None
-    if v.collateral_issued is None:
-        return "collateral_age: the collateral's issue date is not known (only its hashes are)"
-    age = now - v.collateral_issued
-    if age <= p.max_collateral_age:
-        return None
-    return f"collateral_age: collateral issued {age} ago, more than {p.max_collateral_age}"
-
-
-_RULES: tuple[Callable[[Policy, PolicySubject, datetime], str | None], ...] = (
-    _simulated,
-    _tcb_status,
-    _advisories,
-    _debug,
-    _td_attributes,
-    _mrservicetd,
-    _allow_list("mrtd", _td("mr_td")),
-    _allow_list("rtmr0", _td("rtmr0")),
-    _allow_list("rtmr1", _td("rtmr1")),
-    _allow_list("rtmr2", _td("rtmr2")),
-    _allow_list("rtmr3", _td("rtmr3")),
-    _allow_list("mrenclave", _sgx("mr_enclave")),
-    _allow_list("mrsigner", _sgx("mr_signer")),
-    _isv,
-    _report_data,
-    _collateral_age,
-)

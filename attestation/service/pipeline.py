@@ -240,6 +240,8 @@ class VerificationPipeline:
         event_report = binding_report = None
         if vq is not None and p.events is not None:
             event_report, agents = _check_events(p.events, vq, reasons)
+        if vq is not None and (why := p.policy.policy.compose_reason(p.events)) is not None:
+            reasons.append(why)
         if vq is not None and p.expected is not None:
             binding_report = _check_binding(p.expected, vq, reasons)
         gpus = self._verify_gpus(p, now)

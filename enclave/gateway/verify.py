@@ -191,6 +191,8 @@ def verify_attestation(
     if not isinstance(report, TdReport10):
         raise GatewayVerificationError("event_log", "an SGX quote has no RTMR3 to replay against")
     agents = _measured_agents(att.event_log, report.rtmrs)
+    if (why := policy.compose_reason(att.event_log)) is not None:
+        raise GatewayVerificationError("policy", why)
     if {(a.name, a.measurement.hex()) for a in agents.values()} != set(att.advertised):
         raise GatewayVerificationError("agents", "the advertised agents are not the measured ones")
     pinned = [a for a in agents.values() if a.measurement == expected_measurement]

@@ -18,8 +18,9 @@ from attestation.compose import (
     check_compose_hash,
     compose_hash,
 )
-from attestation.errors import EventLogError
+from attestation.errors import EventLogError, PolicyFormatError
 from attestation.eventlog import RuntimeEvent, check_rtmrs, events_from_json
+from attestation.policy import Policy
 
 SAMPLE = Path(__file__).parents[1] / "data" / "dstack-samples" / "phala_cvm_tcb_info.json"
 
@@ -169,3 +170,17 @@ def test_check_rejects_a_compose_event_in_another_register() -> None:
     pinned = hashlib.sha256(b"pinned").digest()
     with pytest.raises(EventLogError, match="not a valid RTMR3"):
         check_compose_hash([RuntimeEvent.create("compose-hash", pinned, imr=2)], pinned)
+
+
+def test_a_policy_pins_the_dstack_app_by_its_compose_hash(cvm: dict[str, object]) -> None:
+    events = _events(cvm)
+    measured = compose_hash(str(cvm["app_compose"]).encode())
+    assert Policy().compose_reason(events) is None  # not pinned
+    assert Policy(compose_hashes=frozenset({measured})).compose_reason(events) is None
+    other = Policy.from_mapping({"compose_hashes": ["11" * 32]})
+    assert other.compose_hashes == frozenset({bytes.fromhex("11" * 32)})
+    assert f"{measured.hex()} is not in the allow-list" in str(other.compose_reason(events))
+    assert "no event log" in str(other.compose_reason(None))
+    assert "0 compose-hash events" in str(other.compose_reason(()))
+    with pytest.raises(PolicyFormatError):
+        Policy.from_mapping({"compose_hashes": ["11"]})
