@@ -1,6 +1,7 @@
 """Typed web3.py bindings for the deployed contracts.
 
-Every transaction is built for an explicit sender (`LocalAccount`), gas-estimated (a revert at
+Every transaction is built for an explicit sender (a `TxSigner`: an eth-account `LocalAccount`,
+or a signer whose key never leaves its holder, such as a TEE worker's), gas-estimated (a revert at
 estimation surfaces as `RevertError` with the contract's custom error name, before anything is
 sent), signed locally and sent raw, so the embedded chain and any RPC node behave the same.
 """
@@ -11,10 +12,12 @@ import ast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -32,9 +35,19 @@ from contracts.chain import Chain
 from contracts.errors import ChainUnavailableError, RevertError
 from contracts.revert import RevertDecoder
 
-__all__ = ["AgentClient", "Deployment", "Registration", "RequestInfo", "Transactor", "deploy"]
+__all__ = [
+    "TRANSFER_GAS",
+    "AgentClient",
+    "Deployment",
+    "Registration",
+    "RequestInfo",
+    "Transactor",
+    "TxSigner",
+    "deploy",
+]
 
 _RECEIPT_TIMEOUT = 120.0
+TRANSFER_GAS = 21_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,15 @@ class Registration:
     quote_hash: bytes
 
 
+class TxSigner(Protocol):
+    """What sends a transaction: an address and a way to sign (eth-account's `LocalAccount`)."""
+
+    @property
+    def address(self) -> str: ...
+
+    def sign_transaction(self, transaction_dict: dict[str, Any]) -> SignedTransaction: ...
+
+
 class Transactor:
     """Sends transactions and calls for one chain, decoding reverts of every known contract."""
 
@@ -83,23 +105,57 @@ class Transactor:
         with self._errors():
             return fn.call()
 
-    def send(self, sender: LocalAccount, fn: Any, value: int = 0) -> TxReceipt:
+    def send(
+        self,
+        sender: TxSigner,
+        fn: Any,
+        value: int = 0,
+        *,
+        gas: int | None = None,
+        gas_price: int = 0,
+    ) -> TxReceipt:
+        """Send `fn`; with `gas` (and `gas_price`), a legacy transaction of exactly that gas, so
+        a sender holding just enough ether can pay for it (no estimate, no fee-cap margin)."""
         w3 = self.chain.w3
+        params: dict[str, Any] = {
+            "from": sender.address,
+            "value": value,
+            "nonce": self._nonce(sender),
+            "chainId": self.chain.chain_id,
+        }
+        if gas is not None:
+            params |= {"gas": gas, "gasPrice": gas_price}
         with self._errors():
-            tx = fn.build_transaction(
-                {
-                    "from": sender.address,
-                    "value": value,
-                    "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-                    "chainId": self.chain.chain_id,
-                }
-            )
+            tx = fn.build_transaction(params)
             signed = sender.sign_transaction(tx)
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT)
         if receipt["status"] != 1:
             raise RevertError("", (), f"transaction {tx_hash.hex()} failed on chain")
         return receipt
+
+    def transfer(self, sender: TxSigner, to: str, value: int, *, gas_price: int) -> TxReceipt:
+        """Send `value` wei to `to` (a plain 21,000-gas transfer at `gas_price`)."""
+        w3 = self.chain.w3
+        with self._errors():
+            tx = {
+                "from": sender.address,
+                "to": to,
+                "value": value,
+                "gas": TRANSFER_GAS,
+                "gasPrice": gas_price,
+                "nonce": self._nonce(sender),
+                "chainId": self.chain.chain_id,
+            }
+            tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=_RECEIPT_TIMEOUT)
+        if receipt["status"] != 1:
+            raise RevertError("", (), f"transfer {tx_hash.hex()} failed on chain")
+        return receipt
+
+    def _nonce(self, sender: TxSigner) -> int:
+        address = to_checksum_address(sender.address)
+        return int(self.chain.w3.eth.get_transaction_count(address, "pending"))
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -218,8 +274,9 @@ class AgentClient:
     def cancel(self, sender: LocalAccount, req: RequestInfo) -> TxReceipt:
         return self.tx.send(sender, self.contract.functions.cancel(req.id, req.as_struct()))
 
-    def withdraw(self, account: LocalAccount) -> int:
-        receipt = self.tx.send(account, self.contract.functions.withdraw())
+    def withdraw(self, account: TxSigner, *, gas: int | None = None, gas_price: int = 0) -> int:
+        call = self.contract.functions.withdraw()
+        receipt = self.tx.send(account, call, gas=gas, gas_price=gas_price)
         (event,) = self.contract.events.Withdrawn().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["amount"])
 

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from eth_utils.address import is_address, to_checksum_address
 from prometheus_client import CollectorRegistry, start_http_server
 from rich.console import Console
 
@@ -48,6 +49,7 @@ from enclave.keys import EnclaveKeys
 from enclave.tee.detect import BACKEND_NAMES
 from enclave.worker import Worker, WorkerState
 from enclave.worker.metrics import WorkerMetrics
+from enclave.worker.payout import Payout
 from enclave.worker.peers import RegistryPeers
 from enclave.worker.process import Telemetry, WorkerProcess, bind_agents
 from enclave.worker.registration import AttestationServiceClient, Registrar
@@ -102,6 +104,16 @@ def run_command(
         int | None,
         typer.Option(help="Serve the worker's Prometheus metrics on this port.", min=0),
     ] = None,
+    payout_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Sweep this worker's earnings (credited to its enclave key) to this address, "
+            "every --payout-every seconds and at shutdown."
+        ),
+    ] = None,
+    payout_every: Annotated[
+        float, typer.Option(help="Seconds between payout sweeps.", min=1)
+    ] = 3_600.0,
     log_format: LogFormatOption = LogFormat.TEXT,
     log_level: LogLevelOption = LogLevel.INFO,
     as_json: Annotated[bool, typer.Option("--json", help="Print the boot summary as JSON.")] = (
@@ -146,9 +158,16 @@ def run_command(
             )  # fmt: skip
             metrics_registry = CollectorRegistry(auto_describe=True)
             telemetry = Telemetry(db, WorkerMetrics(metrics_registry), _head(tx))
+            payout = None
+            if payout_to is not None:
+                if not is_address(payout_to):
+                    raise BadInputError("bad_usage", f"--payout-to {payout_to!r} is not an address")
+                contracts = [a.address for a in agents]
+                payout = Payout(tx, keys, contracts, to_checksum_address(payout_to), sender)
             process = WorkerProcess(
-                worker, registrar, peers, agents, interval_s=poll_interval, telemetry=telemetry
-            )
+                worker, registrar, peers, agents, interval_s=poll_interval, telemetry=telemetry,
+                payout=payout, payout_every_s=payout_every,
+            )  # fmt: skip
             metrics_url = None
             if metrics_port is not None:
                 metrics_url = _serve_metrics(stack, metrics_registry, metrics_host, metrics_port)

@@ -14,12 +14,14 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eth_account import Account
+from eth_account.datastructures import SignedTransaction
 from eth_account.messages import SignableMessage
 from eth_account.signers.local import LocalAccount
 
@@ -86,6 +88,11 @@ class EnclaveKeys:
     def report_data(self, nonce: bytes) -> bytes:
         """REPORTDATA binding these keys to a verifier's 32-byte nonce."""
         return worker_report_data(self.address_bytes, self.x25519_public, nonce)
+
+    def sign_transaction(self, transaction_dict: dict[str, Any]) -> SignedTransaction:
+        """Sign a transaction from the worker's own address (`contracts.client.TxSigner`): how
+        it withdraws what the agent contracts credited to it."""
+        return self._account.sign_transaction(transaction_dict)
 
     def sign_message(self, message: SignableMessage) -> bytes:
         """A 65-byte (r || s || v) secp256k1 signature of an EIP-191 / EIP-712 message."""

@@ -28,6 +28,7 @@ from contracts.errors import ContractError
 from enclave.errors import RegistrationError, WorkerConfigError
 from enclave.worker.loop import StepReport, Worker
 from enclave.worker.metrics import WorkerMetrics
+from enclave.worker.payout import Payout
 from enclave.worker.peers import RegistryPeers
 from enclave.worker.registration import Registrar
 from enclave.worker.state import ClosedJob, WorkerState
@@ -98,6 +99,8 @@ class WorkerProcess:
         renew_every_s: float = 300.0,
         monotonic: Callable[[], float] = time.monotonic,
         telemetry: Telemetry | None = None,
+        payout: Payout | None = None,
+        payout_every_s: float = 3_600.0,
     ) -> None:
         self.worker = worker
         self.registrar = registrar
@@ -109,11 +112,30 @@ class WorkerProcess:
         self.renew_every_s = renew_every_s
         self._monotonic = monotonic
         self._renewed_at: float | None = None
+        self.payout = payout
+        self.payout_every_s = payout_every_s
+        self._swept_at = monotonic()
 
     def run(self, stop: threading.Event) -> None:
+        """Tick until `stop`; then sweep the earnings one last time (with a payout)."""
         while not stop.is_set():
             self.tick()
             stop.wait(self.interval_s)
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Move the earnings to the payout address now, if there is one; errors are logged (the
+        credits stay in the contracts for the next sweep)."""
+        if self.payout is None:
+            return
+        self._swept_at = self._monotonic()
+        try:
+            swept = self.payout.sweep()
+        except ContractError as exc:
+            log.warning("payout sweep failed (will retry): %s", exc)
+            return
+        if swept.withdrawn:
+            log.info("withdrew %d wei of earnings", sum(swept.withdrawn.values()))
 
     def tick(self) -> None:
         """One round: renew if due, refresh peers, step the loop. Never raises an `Exception`."""
@@ -126,6 +148,8 @@ class WorkerProcess:
                     log.info("registered again for %s", ", ".join(renewed))
             except (RegistrationError, ContractError) as exc:
                 log.warning("registration renewal failed (will retry): %s", exc)
+        if now - self._swept_at >= self.payout_every_s:
+            self.sweep()
         try:
             self.peers.refresh()
         except ContractError as exc:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from agents.bundle import measure
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.anvil
 
 SUM_BUNDLE = Path(__file__).parents[2] / "examples" / "sum-agent"
 ENCLAVA = Path(sys.executable).with_name("enclava")
-PRICE = 10**12
+PRICE = 10**15
 FULFILLED = 2
 
 
@@ -94,6 +95,13 @@ def fulfilled_events(agent: AgentClient, ids: set[int]) -> dict[int, list[bytes]
     return seen
 
 
+def events_worker(agent: AgentClient) -> str:
+    (worker,) = {
+        str(e["args"]["worker"]) for e in agent.contract.events.Fulfilled().get_logs(from_block=0)
+    }
+    return worker
+
+
 def test_a_worker_refuses_an_agent_pinning_another_bundle(site: Site, tmp_path: Path) -> None:
     other = site.agent(b"\x07" * 32)
     process = site.worker(other, tmp_path / "worker.log", "--json")
@@ -133,7 +141,8 @@ def test_survives_sigkill_at_random_points_with_200_requests_in_flight(
     assert len(ids) == 200
     assert len(fulfilled_events(agent, ids)) < 200, "the kills came too late to test anything"
 
-    process = site.worker(agent, log)
+    payee = Account.create().address
+    process = site.worker(agent, log, "--payout-to", payee)  # swept when it stops
     try:
         deadline = time.monotonic() + 180
         while len(fulfilled_events(agent, ids)) < len(ids):
@@ -158,6 +167,9 @@ def test_survives_sigkill_at_random_points_with_200_requests_in_flight(
         assert {j.request.id for j in jobs} == ids
     finally:
         state.close()
+    worker = str(events_worker(agent))
+    assert agent.credits(worker) == 0  # the stop swept every fee ...
+    assert site.chain.w3.eth.get_balance(payee) > 190 * PRICE  # ... to the payout address
     registry = site.tx.contract("WorkerRegistry", site.deployment.registry)
     registrations = registry.events.WorkerRegistered().get_logs(from_block=0)
     mine = [r for r in registrations if bytes(r["args"]["measurement"]) == sum_measurement()]

@@ -17,6 +17,7 @@ from contracts.errors import ChainUnavailableError
 from enclava.devstack import DevStack
 from enclave.errors import RegistrationError
 from enclave.worker import StepReport
+from enclave.worker.payout import Swept
 from enclave.worker.peers import RegistryPeers
 from enclave.worker.process import WorkerProcess
 from enclave.worker.registration import AttestationServiceClient
@@ -168,3 +169,44 @@ def test_the_demo_attests_the_simulated_gpu(gpu_stack: DevStack) -> None:
     assert steps["sum over HTTP"].ok, steps["sum over HTTP"].detail
     assert "1 GPU attested" in steps["sum over HTTP"].detail
     assert steps["sum on chain"].ok
+
+
+class CountingPayout:
+    def __init__(self, fail: bool = False) -> None:
+        self.sweeps = 0
+        self.fail = fail
+
+    def sweep(self) -> Swept:
+        self.sweeps += 1
+        if self.fail:
+            raise ChainUnavailableError("node down")
+        return Swept({}, 0)
+
+
+def test_the_process_sweeps_earnings_periodically_and_at_shutdown() -> None:
+    clock = [0.0]
+    payout = CountingPayout()
+    process = WorkerProcess(
+        CountingWorker(), FailingRegistrar(), DownPeers(), [],  # type: ignore[arg-type]
+        monotonic=lambda: clock[0], payout=payout, payout_every_s=100,  # type: ignore[arg-type]
+    )  # fmt: skip
+    process.tick()
+    assert payout.sweeps == 0
+    clock[0] = 100
+    process.tick()
+    assert payout.sweeps == 1
+    stop = threading.Event()
+    stop.set()
+    process.run(stop)  # stopping sweeps one last time
+    assert payout.sweeps == 2
+
+
+def test_a_failing_sweep_is_logged_and_retried_later() -> None:
+    payout = CountingPayout(fail=True)
+    process = WorkerProcess(
+        CountingWorker(), FailingRegistrar(), DownPeers(), [],  # type: ignore[arg-type]
+        payout=payout,  # type: ignore[arg-type]
+    )  # fmt: skip
+    process.sweep()
+    process.sweep()
+    assert payout.sweeps == 2

@@ -10,12 +10,19 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from eth_account import Account
 from eth_utils.crypto import keccak
 
 from agents.runtime import AgentRuntime
 from attestation.token import agent_measurement_id
 from contracts.chain import connect
-from contracts.client import AgentClient, RequestInfo, create_agent, register
+from contracts.client import (
+    TRANSFER_GAS,
+    AgentClient,
+    RequestInfo,
+    create_agent,
+    register,
+)
 from contracts.typed_data import Verdict, verdict_evidence, verdict_message
 from enclave.envelope import open_response, seal_request
 from enclave.errors import EnvelopeError
@@ -29,6 +36,7 @@ from enclave.worker import (
     onchain_envelope_context,
     onchain_response_context,
 )
+from enclave.worker.payout import GAS_RESERVE, Payout
 from tests.contracts.conftest import PRICE, ROYALTY_BPS, TIMEOUT, Stack, build_stack
 
 WORKER_SHARE = PRICE * (10_000 - ROYALTY_BPS) // 10_000
@@ -335,3 +343,24 @@ def test_a_worker_defers_to_the_assigned_peer_until_the_grace_period(setup: Setu
     assert setup.fulfilled() == []
     now[0] += 30
     assert worker.step().fulfilled == 1
+
+
+def test_a_sweep_moves_the_workers_earnings_to_the_payout_address(setup: Setup) -> None:
+    for values in ([1], [2, 3]):
+        setup.request({"values": values})
+    setup.worker().step()
+    earned = setup.agent.credits(setup.keys.address)
+    assert earned == 2 * WORKER_SHARE
+    payee = Account.create().address
+    w3 = setup.stack.chain.w3
+    payout = Payout(setup.stack.tx, setup.keys, [setup.agent.address], payee, setup.stack.relayer)
+
+    swept = payout.sweep()
+
+    assert swept.withdrawn == {setup.agent.address: earned}
+    assert setup.agent.credits(setup.keys.address) == 0
+    assert w3.eth.get_balance(payee) == swept.forwarded
+    reserve = (GAS_RESERVE + TRANSFER_GAS) * w3.eth.gas_price
+    assert earned - reserve <= swept.forwarded <= earned
+    again = payout.sweep()  # nothing new: nothing withdrawn, the gas reserve stays
+    assert (again.withdrawn, again.forwarded) == ({}, 0)
