@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from attestation.binding import worker_report_data
 from enclave.envelope import EnvelopeContext, open_request
 from enclave.errors import SealingError, TeeUnavailableError
 from enclave.tee.base import TeeBackend
+from enclave.tee.state_file import write_private_json
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,7 @@ class EnclaveKeys:
         nonce = secrets.token_bytes(12)
         aead = AESGCM(backend.sealing_key(SEALING_LABEL))
         sealed = aead.encrypt(nonce, self._secrets(), SEALING_LABEL.encode())
-        doc = {"version": 1, "nonce": nonce.hex(), "sealed": sealed.hex()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(doc, out)
-        os.replace(tmp, path)
+        write_private_json(path, {"version": 1, "nonce": nonce.hex(), "sealed": sealed.hex()})
 
     @classmethod
     def _unseal(cls, backend: TeeBackend, path: Path) -> EnclaveKeys:

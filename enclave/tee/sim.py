@@ -15,8 +15,6 @@ restart is a reboot. The clock is passed in wherever time matters.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,9 +47,9 @@ from attestation.quote_encode import (
     encode_quote,
     encode_report,
 )
-from enclave.errors import SealingError, TeeUnavailableError
 from enclave.tee.base import check_report_data, check_runtime_event
 from enclave.tee.sim_authority import CollateralTerms, Issued, SimAuthority, TdxPlatformTcb
+from enclave.tee.state_file import load_or_create_state, read_state
 
 __all__ = ["SimulatedTdx", "load_trust_anchor"]
 
@@ -278,29 +276,17 @@ _HEADER = QuoteHeader(
 
 def load_trust_anchor(state_dir: Path) -> TrustAnchor:
     """The root of the simulated machine persisted in `state_dir` (without creating one)."""
-    path = state_dir / STATE_FILE
-    try:
-        return _Machine.from_state(json.loads(path.read_text())).authority.trust_anchor
-    except FileNotFoundError:
-        raise TeeUnavailableError(f"no simulated machine in {state_dir}") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SealingError(f"simulator state {path} is unreadable: {exc}") from None
+    machine = read_state(state_dir / STATE_FILE, _Machine.from_state, "simulated machine")
+    return machine.authority.trust_anchor
 
 
 def _load_or_create(state_dir: Path | None, now: datetime) -> _Machine:
     if state_dir is None:
         return _Machine.create(now)
-    path = state_dir / STATE_FILE
-    if path.exists():
-        try:
-            return _Machine.from_state(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SealingError(f"simulator state {path} is unreadable: {exc}") from None
-    machine = _Machine.create(now)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(machine.to_state(), out)
-    os.replace(tmp, path)
-    return machine
+    return load_or_create_state(
+        state_dir / STATE_FILE,
+        load=_Machine.from_state,
+        create=lambda: _Machine.create(now),
+        dump=_Machine.to_state,
+        what="simulated machine",
+    )

@@ -18,8 +18,6 @@ the boot key and leaf do not: like the real GPU, each start certifies a new one.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,9 +34,9 @@ from attestation import TrustAnchor
 from attestation.der import OCTET_STRING, SEQUENCE, encode, encode_oid, encode_uint
 from attestation.gpu.spdm import OpaqueFieldId
 from attestation.gpu.verify import FWID_OID
-from enclave.errors import SealingError, TeeUnavailableError
 from enclave.tee.gpu import GPU_NONCE_SIZE, CcState, GpuEvidence
 from enclave.tee.sim_authority import CA_LIFETIME, Issued
+from enclave.tee.state_file import load_or_create_state, read_state
 
 __all__ = ["DEFAULT_FIRMWARE", "SimulatedGpu", "load_gpu_trust_anchor"]
 
@@ -249,29 +247,16 @@ def _u16(value: int) -> bytes:
 
 def load_gpu_trust_anchor(state_dir: Path) -> TrustAnchor:
     """The root of the simulated GPU persisted in `state_dir` (without creating one)."""
-    path = state_dir / STATE_FILE
-    try:
-        return _Device.from_state(json.loads(path.read_text())).trust_anchor
-    except FileNotFoundError:
-        raise TeeUnavailableError(f"no simulated GPU in {state_dir}") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SealingError(f"simulated GPU state {path} is unreadable: {exc}") from None
+    return read_state(state_dir / STATE_FILE, _Device.from_state, "simulated GPU").trust_anchor
 
 
 def _load_or_create(state_dir: Path | None, now: datetime) -> _Device:
     if state_dir is None:
         return _Device.create(now)
-    path = state_dir / STATE_FILE
-    if path.exists():
-        try:
-            return _Device.from_state(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SealingError(f"simulated GPU state {path} is unreadable: {exc}") from None
-    device = _Device.create(now)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(device.to_state(), out)
-    os.replace(tmp, path)
-    return device
+    return load_or_create_state(
+        state_dir / STATE_FILE,
+        load=_Device.from_state,
+        create=lambda: _Device.create(now),
+        dump=_Device.to_state,
+        what="simulated GPU",
+    )
