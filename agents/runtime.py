@@ -5,9 +5,10 @@ checks every weight (``WeightMismatchError`` on any difference), compiles the en
 measured source (never a file read a second time, never a ``.pyc``), and calls its factory with an
 ``AgentContext``. The agent returns a ``ProgramSpec``: one pure JAX function, its parameters, and
 the argument shapes of each shape bucket. The runtime places the parameters on ``jax.devices()[0]``
-(a GPU when present, else the CPU), lowers the function once per bucket and, by default, compiles
-every bucket at load. Calls run the compiled executables only; an argument of any other shape is an
-error, so no input can trigger a recompile.
+(a GPU when present, else the CPU) — or, given several devices, replicates them and splits the
+arguments data-parallel (``agents.placement``) — lowers the function once per bucket and, by
+default, compiles every bucket at load. Calls run the compiled executables only; an argument of any
+other shape is an error, so no input can trigger a recompile.
 
 Program digests: after lowering, the SHA-384 of each bucket's StableHLO text (``Lowered.as_text()``,
 no debug locations) is the bucket's program digest. The text names shapes, ops and precision but
@@ -66,6 +67,7 @@ from agents.errors import (
     OutputError,
     RuntimeLoadError,
 )
+from agents.placement import lower_buckets
 from agents.schema import parse_json
 
 __all__ = [
@@ -155,11 +157,8 @@ class _Call:
 class _CompiledBuckets:
     """Lowered programs per bucket, compiled once (at load or first use), then only run."""
 
-    def __init__(self, spec: ProgramSpec, device: jax.Device) -> None:
-        self.params = jax.device_put(spec.params, device)
-        shapes = jax.tree.map(lambda a: arg_spec(a.shape, a.dtype), self.params)
-        jitted = jax.jit(spec.fn)
-        self.lowered = {name: jitted.lower(shapes, *args) for name, args in spec.buckets.items()}
+    def __init__(self, spec: ProgramSpec, devices: Sequence[jax.Device]) -> None:
+        self.params, self.lowered = lower_buckets(spec.fn, spec.params, dict(spec.buckets), devices)
         self.digests = {
             name: hashlib.sha384(low.as_text().encode("utf-8")).hexdigest()
             for name, low in self.lowered.items()
@@ -187,12 +186,18 @@ class AgentRuntime:
     """A loaded agent, ready to serve; build it with ``AgentRuntime.load``, then ``close`` it."""
 
     def __init__(
-        self, bundle: Bundle, agent: Agent, programs: _CompiledBuckets, timings: tuple[float, float]
+        self,
+        bundle: Bundle,
+        agent: Agent,
+        programs: _CompiledBuckets,
+        timings: tuple[float, float],
+        devices: Sequence[jax.Device],
     ) -> None:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.measurement = bundle.measurement
-        self.device = jax.devices()[0]
+        self.devices = tuple(devices)
+        self.device = self.devices[0]
         self.agent = agent
         self._programs = programs
         self._load_s, self._lower_s = timings
@@ -209,8 +214,17 @@ class AgentRuntime:
         )
 
     @classmethod
-    def load(cls, path: Path | str, *, compile_all: bool = True) -> AgentRuntime:
-        """Load, check and (with ``compile_all``) compile the bundle at ``path``."""
+    def load(
+        cls,
+        path: Path | str,
+        *,
+        compile_all: bool = True,
+        devices: Sequence[jax.Device] | None = None,
+    ) -> AgentRuntime:
+        """Load, check and (with ``compile_all``) compile the bundle at ``path``, to run on
+        ``devices`` (default: ``jax.devices()[0]``; several: data-parallel, see
+        ``agents.placement``)."""
+        devices = tuple(devices) if devices is not None else tuple(jax.devices()[:1])
         started = time.perf_counter()
         bundle = read_bundle(path)
         weights = load_weights(bundle)
@@ -226,7 +240,7 @@ class AgentRuntime:
             ) from exc
         loaded = time.perf_counter()
         try:
-            programs = _CompiledBuckets(spec, jax.devices()[0])
+            programs = _CompiledBuckets(spec, devices)
             lowered = time.perf_counter()
             for bucket in spec.buckets if compile_all else ():
                 programs.compile(bucket)
@@ -234,7 +248,7 @@ class AgentRuntime:
             raise RuntimeLoadError(
                 f"agent {bundle.manifest.name!r} failed to lower or compile: {exc!r}"
             ) from exc
-        return cls(bundle, agent, programs, (loaded - started, lowered - loaded))
+        return cls(bundle, agent, programs, (loaded - started, lowered - loaded), devices)
 
     def program_digests(self) -> dict[str, str]:
         """SHA-384 (hex) of each shape bucket's StableHLO text, by bucket name."""
@@ -275,7 +289,8 @@ class AgentRuntime:
     def stats(self) -> RuntimeStats:
         latencies = sorted(self._latencies) or [0.0]
         return RuntimeStats(
-            device=f"{self.device.platform}:{self.device.device_kind}",
+            device=f"{self.device.platform}:{self.device.device_kind}"
+            + (f" x{len(self.devices)}" if len(self.devices) > 1 else ""),
             load_s=self._load_s,
             lower_s=self._lower_s,
             compile_s=dict(self._programs.compile_s),

@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import jax
 import typer
 import uvicorn
 from fastapi import FastAPI
@@ -35,6 +36,16 @@ from enclave.tee.sim_gpu import SimulatedGpu
 gateway_app = typer.Typer(help="This worker's HTTP gateway.", no_args_is_help=True)
 
 DEFAULT_AGENTS = ("embed", "private-search")
+
+
+DevicesOption = Annotated[
+    int,
+    typer.Option(
+        help="Run each agent on this many local JAX devices (GPUs when present), data-parallel "
+        "(0: all). Sharded programs are measured with their own digests.",
+        min=0,
+    ),
+]
 
 
 class GpuKind(StrEnum):
@@ -66,6 +77,7 @@ def serve_command(
             "directory); nvml (every NVIDIA GPU, CC mode on)."
         ),
     ] = GpuKind.NONE,
+    devices: DevicesOption = 1,
     log_format: LogFormatOption = LogFormat.TEXT,
     log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
@@ -78,7 +90,7 @@ def serve_command(
         try:
             tee = open_backend(backend, directory)
             keys = EnclaveKeys.load_or_create(tee, config.sealed_keys_path(directory))
-            agents = load_agents(stack, agent or list(DEFAULT_AGENTS))
+            agents = load_agents(stack, agent or list(DEFAULT_AGENTS), devices=devices)
             app = build_app(tee, keys, agents, chain_id, gpus=open_gpus(gpu, directory))
         except (BadInputError, EnclaveError, AgentError) as exc:
             fail(False, exc.code, exc.message)
@@ -123,11 +135,16 @@ def open_gpus(kind: GpuKind, state: Path) -> GpuSource | None:
     return None
 
 
-def load_agents(stack: ExitStack, specs: list[str]) -> dict[str, AgentRuntime]:
-    """Load built-in agents or bundle directories (closed with `stack`), keyed by name."""
+def load_agents(stack: ExitStack, specs: list[str], *, devices: int = 1) -> dict[str, AgentRuntime]:
+    """Load built-in agents or bundle directories (closed with `stack`), keyed by name, each on
+    the first `devices` local JAX devices (0: all of them; several: data-parallel)."""
+    available = jax.devices()
+    if devices > len(available):
+        raise BadInputError("bad_usage", f"--devices {devices}: only {len(available)} here")
+    placed = available[:devices] if devices else available
     agents: dict[str, AgentRuntime] = {}
     for spec in specs:
-        runtime = stack.enter_context(AgentRuntime.load(_bundle_path(spec)))
+        runtime = stack.enter_context(AgentRuntime.load(_bundle_path(spec), devices=placed))
         name = runtime.manifest.name
         if name in agents:
             raise BadInputError("bad_usage", f"agent {name!r} is given twice")

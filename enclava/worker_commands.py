@@ -31,7 +31,13 @@ from contracts.errors import ContractError
 from enclava import config
 from enclava.chain_commands import KeystoreOption
 from enclava.devstack import serve_in_thread
-from enclava.gateway_commands import DEFAULT_AGENTS, GpuKind, load_agents, open_gpus
+from enclava.gateway_commands import (
+    DEFAULT_AGENTS,
+    DevicesOption,
+    GpuKind,
+    load_agents,
+    open_gpus,
+)
 from enclava.logs import (
     LogFormat,
     LogFormatOption,
@@ -80,6 +86,7 @@ def run_command(
     backend: Annotated[
         str | None, typer.Option(help=f"TEE backend: {', '.join(BACKEND_NAMES)} (default: detect).")
     ] = None,
+    devices: DevicesOption = 1,
     gpu: Annotated[
         GpuKind,
         typer.Option(help="GPU evidence for registration and the gateway: none, sim or nvml."),
@@ -135,7 +142,7 @@ def run_command(
         try:
             tee = open_backend(backend, directory)
             keys = EnclaveKeys.load_or_create(tee, config.sealed_keys_path(directory))
-            runtimes = load_agents(stack, bundle or list(DEFAULT_AGENTS))
+            runtimes = load_agents(stack, bundle or list(DEFAULT_AGENTS), devices=devices)
             measure_agents_into(tee, runtimes)  # before any quote: RTMR3 names the bundles
             sender = load_account(keystore=keystore)
             tx = Transactor(connect(rpc_url))

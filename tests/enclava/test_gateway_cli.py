@@ -214,3 +214,10 @@ def test_verify_needs_exactly_one_of_quote_and_url(served: Served, tmp_path: Pat
     result = runner.invoke(app, ["verify", "--json"])
     assert result.exit_code == 2
     assert json.loads(result.stdout)["error"]["code"] == "bad_usage"
+
+
+def test_more_devices_than_the_machine_has_is_bad_usage(tmp_path: Path) -> None:
+    args = ["gateway", "serve", "--agent", str(SUM_BUNDLE), "--backend", "sim"]
+    result = runner.invoke(app, [*args, "--state", str(tmp_path), "--devices", "64"])
+    assert result.exit_code == 2
+    assert "bad_usage" in result.output and "--devices 64" in result.output
