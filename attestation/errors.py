@@ -11,6 +11,7 @@ only know the built-ins still catch them.
     ├── CollateralSourceError     PCS / PCCS / cache could not provide collateral
     ├── EventLogError             an event log is malformed or does not replay to the RTMRs
     ├── ComposeFormatError        an app-compose document dstack would refuse
+    ├── BundleFormatError         an attestation bundle (quote + event log + GPUs) is malformed
     └── VerificationError         a DCAP check failed (names the check)
         ├── UnsupportedQuoteError     version / TEE / key type / vendor / certification data
         ├── CertificateError          a certificate chain does not validate at `now`
@@ -78,6 +79,12 @@ class ComposeFormatError(AttestationError, ValueError):
     """An app-compose document dstack would refuse, or one that has no canonical form."""
 
     code = "malformed_app_compose"
+
+
+class BundleFormatError(AttestationError, ValueError):
+    """A bundle (or one GPU's part of it) is not in the JSON layout of `attestation.bundle`."""
+
+    code = "malformed_bundle"
 
 
 class VerificationError(AttestationError):

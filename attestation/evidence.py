@@ -1,6 +1,6 @@
-"""Combined CPU + GPU evidence: one attestation bundle, bound to one request nonce, verified as a
-whole, with a result per device and one decision. Pure: the clock, the collateral and the trust
-anchors are passed in.
+"""Combined CPU + GPU evidence verified as a whole: one attestation bundle
+(`attestation.bundle`), bound to one request nonce, with a result per device and one decision.
+Pure: the clock, the collateral and the trust anchors are passed in.
 
 A verifier picks a fresh 32-byte request nonce; the TD's quote and every GPU's report answer it:
 
@@ -15,22 +15,10 @@ Each GPU's CC state travels beside its report (NVML's answer inside the TD): the
 report has no CC bit, so the state is trusted exactly as far as the attested TD reporting it,
 and only where the bundle reaches the verifier from that TD intact (TLS to the TD, or the
 worker's own registration call); it is not bound into the quote.
-
-JSON (what `GET /v1/attestation` of a worker gateway returns, and bundle files): `quote` base64,
-`event_log` dstack's layout, `nonce` and `x25519_public` hex, `address` 0x hex, `tee`, and
-`gpus`: `[{"report": base64, "cert_chain": PEM text, "cc_state": {"enabled", "devtools",
-"environment"}, "uuid", "arch"}]`; other keys (agents, chain id) are ignored here.
-
-`bundle_digest` names a bundle (the quote's hash when it has no GPUs), so a verdict can point at
-what was judged and anyone can fetch the bundle and verify it again.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,15 +28,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from attestation.binding import check_worker_report_data
+from attestation.bundle import BundleGpu, EvidenceBundle, bundle_digest
 from attestation.collateral import Collateral
-from attestation.errors import AttestationError, BindingError, EventLogError
+from attestation.errors import BindingError, EventLogError
 from attestation.eventlog import (
     AgentMeasurement,
     RuntimeEvent,
     agent_events,
     check_rtmrs,
-    events_from_json,
-    events_to_json,
 )
 from attestation.gpu import (
     GpuError,
@@ -65,140 +52,15 @@ from attestation.quote import TdReport10
 from attestation.verify import VerifiedQuote, verify_quote
 
 __all__ = [
-    "BUNDLE_DIGEST_LABEL",
-    "BundleFormatError",
-    "BundleGpu",
-    "EvidenceBundle",
-    "GpuCcState",
     "GpuResult",
     "VerifiedBundle",
-    "bundle_digest",
     "gpu_anchor_for",
     "gpu_policy_reasons",
     "verify_bundle",
     "verify_gpus",
 ]
 
-BUNDLE_DIGEST_LABEL = b"enclava/bundle/v1"
 _ZERO48 = bytes(48)
-
-
-class BundleFormatError(AttestationError, ValueError):
-    """A bundle (or one GPU's part of it) is not in the JSON layout of the module docstring."""
-
-    code = "malformed_bundle"
-
-
-@dataclass(frozen=True, slots=True)
-class GpuCcState:
-    """The CC state the driver inside the TD reports for a GPU (not signed by the GPU):
-    `enabled` CC mode on, `devtools` CC with developer tools, `environment` prod / sim / ..."""
-
-    enabled: bool
-    devtools: bool
-    environment: str
-
-
-@dataclass(frozen=True, slots=True)
-class BundleGpu:
-    """One GPU's part of a bundle: its SPDM report, its PEM certificate chain (leaf first, as
-    NVML returns it) and the CC state reported beside them."""
-
-    report: bytes
-    cert_chain: bytes
-    cc_state: GpuCcState
-    uuid: str = ""
-    arch: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "report": base64.b64encode(self.report).decode(),
-            "cert_chain": self.cert_chain.decode("ascii"),
-            "cc_state": {
-                "enabled": self.cc_state.enabled,
-                "devtools": self.cc_state.devtools,
-                "environment": self.cc_state.environment,
-            },
-            "uuid": self.uuid,
-            "arch": self.arch,
-        }
-
-    @classmethod
-    def from_json(cls, doc: Any) -> BundleGpu:
-        try:
-            cc = doc["cc_state"]
-            state = GpuCcState(_bool(cc["enabled"]), _bool(cc["devtools"]), _str(cc["environment"]))
-            return cls(
-                report=base64.b64decode(_str(doc["report"]), validate=True),
-                cert_chain=_str(doc["cert_chain"]).encode("ascii"),
-                cc_state=state,
-                uuid=_str(doc.get("uuid", "")),
-                arch=_str(doc.get("arch", "")),
-            )
-        except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
-            raise BundleFormatError(f"gpu evidence: {_problem(exc)}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class EvidenceBundle:
-    """A worker's CPU + GPU evidence for one request nonce (see the module docstring)."""
-
-    tee: str
-    quote: bytes
-    event_log: tuple[RuntimeEvent, ...]
-    nonce: bytes
-    address: str
-    x25519_public: bytes
-    gpus: tuple[BundleGpu, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tee": self.tee,
-            "quote": base64.b64encode(self.quote).decode(),
-            "event_log": events_to_json(self.event_log),
-            "nonce": self.nonce.hex(),
-            "address": self.address,
-            "x25519_public": self.x25519_public.hex(),
-            "gpus": [g.to_json() for g in self.gpus],
-        }
-
-    @classmethod
-    def from_json(cls, doc: Any) -> EvidenceBundle:
-        """A bundle from parsed JSON; a document without `gpus` (an older gateway) has none."""
-        try:
-            gpus = doc.get("gpus", [])
-            if not isinstance(gpus, list):
-                raise TypeError("gpus must be a list")
-            return cls(
-                tee=_str(doc["tee"]),
-                quote=base64.b64decode(_str(doc["quote"]), validate=True),
-                event_log=events_from_json(doc["event_log"]),
-                nonce=bytes.fromhex(_str(doc["nonce"])),
-                address=_str(doc["address"]),
-                x25519_public=bytes.fromhex(_str(doc["x25519_public"])),
-                gpus=tuple(BundleGpu.from_json(g) for g in gpus),
-            )
-        except BundleFormatError:
-            raise
-        except (KeyError, TypeError, AttributeError, ValueError, binascii.Error) as exc:
-            raise BundleFormatError(f"bundle: {_problem(exc)}") from None
-
-
-def bundle_digest(quote: bytes, gpus: Sequence[BundleGpu]) -> bytes:
-    """The bundle's name. `quote`: the quote's own bytes (`Quote.size` of them, as for a quote
-    hash). SHA-256(quote) without GPUs; with GPUs, SHA-256 of `BUNDLE_DIGEST_LABEL`, then the quote
-    and, per GPU in order, its report, its chain and its CC state (`enabled`, `devtools` as one
-    byte each, then `environment` UTF-8), each item preceded by its length (u32 big-endian).
-    The event log is not hashed: the quote's RTMRs already commit to it."""
-    if not gpus:
-        return hashlib.sha256(quote).digest()
-    items = [quote]
-    for gpu in gpus:
-        cc = gpu.cc_state
-        flags = bytes([cc.enabled, cc.devtools])
-        items += [gpu.report, gpu.cert_chain, flags, cc.environment.encode()]
-    framed = b"".join(struct.pack(">I", len(item)) + item for item in items)
-    return hashlib.sha256(BUNDLE_DIGEST_LABEL + framed).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,19 +273,3 @@ def _replay(
         return agent_events(events), None
     except EventLogError as exc:
         return (), exc.message
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected text, got {type(value).__name__}")
-    return value
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {type(value).__name__}")
-    return value
-
-
-def _problem(exc: Exception) -> str:
-    return f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)

@@ -20,8 +20,9 @@ import typer
 from rich.console import Console
 
 from attestation import Policy
+from attestation.bundle import EvidenceBundle
 from attestation.errors import AttestationError, VerificationError
-from attestation.evidence import EvidenceBundle, VerifiedBundle, verify_bundle
+from attestation.evidence import VerifiedBundle, verify_bundle
 from attestation.safejson import loads as safe_loads
 from enclava import config
 from enclava.evidence import fetch_collateral, gpu_trust_anchors, read_collateral, trust_anchor

@@ -30,7 +30,8 @@ from pydantic import ValidationError
 
 from attestation import safejson
 from attestation.binding import check_worker_report_data, worker_report_data
-from attestation.errors import BindingError, EventLogError
+from attestation.bundle import BundleGpu, bundle_digest
+from attestation.errors import BindingError, BundleFormatError, EventLogError
 from attestation.eventlog import (
     AgentMeasurement,
     RuntimeEvent,
@@ -38,14 +39,7 @@ from attestation.eventlog import (
     events_from_json,
     replay,
 )
-from attestation.evidence import (
-    BundleFormatError,
-    BundleGpu,
-    GpuResult,
-    bundle_digest,
-    gpu_policy_reasons,
-    verify_gpus,
-)
+from attestation.evidence import GpuResult, gpu_policy_reasons, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.quote import Quote, TdReport10, parse_quote
 from attestation.service.collateral import CollateralProvider, Lookup, Route

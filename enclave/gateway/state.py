@@ -26,8 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from agents.bundle import Manifest, Measurement
 from agents.errors import AgentError
 from agents.runtime import Reply
+from attestation.bundle import BundleGpu
 from attestation.eventlog import RuntimeEvent, agent_event, agent_events
-from attestation.evidence import BundleGpu
 from attestation.gpu import gpu_nonce
 from attestation.service.body import read_capped_body
 from enclave.errors import EnclaveError

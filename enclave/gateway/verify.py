@@ -30,9 +30,10 @@ from eth_utils.address import to_checksum_address
 from agents.canonical import dump_canonical
 from attestation import Collateral, Policy, PolicyDecision, TrustAnchor, VerifiedQuote, safejson
 from attestation.binding import check_worker_report_data
+from attestation.bundle import BundleGpu
 from attestation.errors import AttestationError
 from attestation.eventlog import RuntimeEvent, agent_events, check_rtmrs, events_from_json
-from attestation.evidence import BundleGpu, GpuResult, gpu_policy_reasons, verify_gpus
+from attestation.evidence import GpuResult, gpu_policy_reasons, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.quote import TdReport10
 from attestation.verify import verify_quote

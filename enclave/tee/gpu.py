@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from attestation.evidence import BundleGpu, GpuCcState
+from attestation.bundle import BundleGpu, GpuCcState
 
 __all__ = ["GPU_NONCE_SIZE", "CcState", "GpuEvidence", "GpuSource", "bundle_gpu"]
 

@@ -11,18 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from attestation.errors import PolicyFormatError
-from attestation.evidence import (
-    BundleFormatError,
-    BundleGpu,
-    EvidenceBundle,
-    GpuCcState,
-    VerifiedBundle,
-    bundle_digest,
-    gpu_anchor_for,
-    verify_bundle,
-    verify_gpus,
-)
+from attestation.bundle import BundleGpu, EvidenceBundle, GpuCcState, bundle_digest
+from attestation.errors import BundleFormatError, PolicyFormatError
+from attestation.evidence import VerifiedBundle, gpu_anchor_for, verify_bundle, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.policy import Policy
 from enclave.keys import EnclaveKeys

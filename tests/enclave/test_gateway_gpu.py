@@ -13,7 +13,8 @@ import pytest
 
 from agents.runtime import AgentRuntime
 from attestation import Policy, TrustAnchor
-from attestation.evidence import EvidenceBundle, verify_bundle
+from attestation.bundle import EvidenceBundle
+from attestation.evidence import verify_bundle
 from attestation.gpu import gpu_nonce, nvidia_device_root, parse_gpu_report
 from attestation.verdict import explain_quote
 from attestation.verify import QuoteVerifier

@@ -11,8 +11,8 @@ import httpx
 import jwt
 import pytest
 
+from attestation.bundle import BundleGpu, bundle_digest
 from attestation.errors import PolicyFormatError
-from attestation.evidence import BundleGpu, bundle_digest
 from attestation.gpu import gpu_nonce
 from attestation.pki import TrustAnchor
 from attestation.policy import Policy
