@@ -18,9 +18,7 @@ lists a result per GPU; the token carries the verified GPUs' facts, and the EIP-
 
 from __future__ import annotations
 
-import binascii
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +41,7 @@ from attestation.evidence import GpuResult, gpu_policy_reasons, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.quote import Quote, TdReport10, parse_quote
 from attestation.service.collateral import CollateralProvider, Lookup, Route
+from attestation.service.encoding import decode_quote
 from attestation.service.errors import (
     InvalidRequestError,
     MalformedRequestError,
@@ -63,49 +62,9 @@ from attestation.token import (
 from attestation.verdict import explain_quote
 from attestation.verified import VerifiedQuote
 
-__all__ = ["Expected", "Prepared", "VerificationPipeline", "decode_quote"]
+__all__ = ["Expected", "Prepared", "VerificationPipeline"]
 
-_HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]+")
-_URLSAFE = str.maketrans("-_", "+/")
 _ZERO48 = bytes(48)
-
-
-def decode_quote(text: str, limit: int) -> bytes:
-    """A quote given as hex (all hex digits, `0x` optional) or else base64 (standard or
-    URL-safe, padding optional). A base64 quote is never all hex digits in practice: its
-    version/key-type header alone encodes to non-hex characters."""
-    s = text.strip()
-    if len(s) > 2 * limit + 2:
-        raise RequestTooLargeError(f"quote: more than {limit} bytes")
-    if _HEX.fullmatch(s):
-        digits = s[2:] if s[:2] in ("0x", "0X") else s
-        if len(digits) % 2:
-            raise _bad_encoding("odd number of hex digits")
-        raw = bytes.fromhex(digits)
-    else:
-        raw = _base64(s)
-    if not raw:
-        raise _bad_encoding("empty")
-    if len(raw) > limit:
-        raise RequestTooLargeError(f"quote: {len(raw)} bytes, more than {limit}")
-    return raw
-
-
-def _base64(text: str) -> bytes:
-    """Strict base64 (C fast path), else tolerant of line breaks and the URL-safe alphabet."""
-    try:
-        return binascii.a2b_base64(text + "=" * (-len(text) % 4), strict_mode=True)
-    except (binascii.Error, ValueError):
-        pass
-    compact = "".join(text.split()).translate(_URLSAFE)
-    try:
-        return binascii.a2b_base64(compact + "=" * (-len(compact) % 4), strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise _bad_encoding("neither hex nor base64") from None
-
-
-def _bad_encoding(problem: str) -> MalformedRequestError:
-    return MalformedRequestError(f"quote: {problem}", code="malformed_quote_encoding")
 
 
 @dataclass(frozen=True, slots=True)
