@@ -48,7 +48,7 @@ from attestation.gpu import (
 from attestation.gpu.rules import GpuSubject
 from attestation.pki import TrustAnchor
 from attestation.policy import Policy, PolicyDecision
-from attestation.quote import TdReport10
+from attestation.report import TdReport10
 from attestation.verify import VerifiedQuote, verify_quote
 
 __all__ = [

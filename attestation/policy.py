@@ -32,7 +32,7 @@ from attestation.errors import EventLogError, PolicyFormatError
 from attestation.eventlog import RuntimeEvent
 from attestation.gpu.rules import GpuSubject, gpu_reasons
 from attestation.policy_rules import RULES
-from attestation.quote import SgxReportBody, TdReport10
+from attestation.report import SgxReportBody, TdReport10
 from attestation.tcb import TcbStatus
 from attestation.verify import VerifiedQuote
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from attestation.quote import SgxReportBody, TdReport10, TdReport15
+from attestation.report import SgxReportBody, TdReport10, TdReport15
 
 if TYPE_CHECKING:
     from attestation.policy import Policy, PolicySubject

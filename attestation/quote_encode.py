@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import struct
 
-from attestation.quote import (
-    CertificationDataType,
-    QuoteHeader,
-    SgxReportBody,
-    TdReport10,
-    TdReport15,
-)
+from attestation.quote import CertificationDataType, QuoteHeader
+from attestation.report import SgxReportBody, TdReport10, TdReport15
 
 __all__ = [
     "encode_certification_data",

@@ -15,7 +15,7 @@ from attestation.errors import TcbError
 if TYPE_CHECKING:
     from attestation.collateral import ModuleTcbLevel, TcbInfo, TdxModuleIdentity
     from attestation.pck import PckExtensions
-    from attestation.quote import TdReport10
+    from attestation.report import TdReport10
 
 __all__ = ["TcbMatch", "TcbStatus", "match_isvsvn", "match_platform", "match_tdx_module", "merge"]
 

@@ -11,7 +11,8 @@ from datetime import datetime
 
 from attestation import tcb
 from attestation.pck import PckExtensions
-from attestation.quote import Quote, SgxReportBody, TdReport10, TdReport15
+from attestation.quote import Quote
+from attestation.report import SgxReportBody, TdReport10, TdReport15
 
 __all__ = ["CHECKS", "CollateralSummary", "VerifiedQuote", "checks_for", "report_measurements"]
 

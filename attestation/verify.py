@@ -50,15 +50,13 @@ from attestation.pki import (
 from attestation.quote import (
     INTEL_QE_VENDOR_ID,
     AttestationKeyType,
-    BodyType,
     CertificationDataType,
     QeReportCertificationData,
     Quote,
-    SgxReportBody,
-    TdReport10,
     TeeType,
     parse_quote,
 )
+from attestation.report import BodyType, SgxReportBody, TdReport10
 from attestation.verified import CHECKS, CollateralSummary, VerifiedQuote, checks_for
 
 __all__ = ["CHECKS", "CollateralSummary", "QuoteVerifier", "VerifiedQuote", "verify_quote"]

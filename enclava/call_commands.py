@@ -22,7 +22,7 @@ from attestation.errors import AttestationError
 from attestation.eventlog import check_rtmrs
 from attestation.evidence import GpuResult, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
-from attestation.quote import TdReport10
+from attestation.report import TdReport10
 from attestation.verdict import Verdict
 from contracts.chain import connect
 from contracts.errors import ContractError

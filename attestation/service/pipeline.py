@@ -39,7 +39,8 @@ from attestation.eventlog import (
 )
 from attestation.evidence import GpuResult, gpu_policy_reasons, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
-from attestation.quote import Quote, TdReport10, parse_quote
+from attestation.quote import Quote, parse_quote
+from attestation.report import TdReport10
 from attestation.service.collateral import CollateralProvider, Lookup, Route
 from attestation.service.encoding import decode_quote
 from attestation.service.errors import (

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from attestation.quote import BodyType, SgxReportBody, TdReport10, parse_report_body
+from attestation.report import BodyType, SgxReportBody, TdReport10, parse_report_body
 from attestation.tcb import TcbStatus
 from attestation.verified import report_measurements
 from attestation.zk.errors import JournalFormatError

@@ -35,7 +35,7 @@ from attestation.errors import AttestationError
 from attestation.eventlog import RuntimeEvent, agent_events, check_rtmrs, events_from_json
 from attestation.evidence import GpuResult, gpu_policy_reasons, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
-from attestation.quote import TdReport10
+from attestation.report import TdReport10
 from attestation.verify import verify_quote
 from enclave.envelope import EnvelopeContext, open_response
 from enclave.errors import EnclaveError, EnvelopeError

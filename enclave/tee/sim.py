@@ -34,10 +34,6 @@ from attestation.quote import (
     AttestationKeyType,
     CertificationDataType,
     QuoteHeader,
-    SgxAttributes,
-    SgxReportBody,
-    TdAttributes,
-    TdReport10,
     TeeType,
 )
 from attestation.quote_encode import (
@@ -47,6 +43,7 @@ from attestation.quote_encode import (
     encode_quote,
     encode_report,
 )
+from attestation.report import SgxAttributes, SgxReportBody, TdAttributes, TdReport10
 from enclave.tee.base import check_report_data, check_runtime_event
 from enclave.tee.sim_authority import CollateralTerms, Issued, SimAuthority, TdxPlatformTcb
 from enclave.tee.state_file import load_or_create_state, read_state

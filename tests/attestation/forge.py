@@ -35,16 +35,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attestation import Collateral, TrustAnchor, parse_quote
 from attestation.ecdsa import sign_raw_ecdsa as sign_raw
 from attestation.pck import SGX_EXTENSIONS_OID, pck_ca_type
-from attestation.quote import (
-    SGX_REPORT_SIZE,
-    TD_REPORT10_SIZE,
-    TD_REPORT15_SIZE,
-    BodyType,
-    CertificationDataType,
-    QeReportCertificationData,
-    Quote,
-)
+from attestation.quote import CertificationDataType, QeReportCertificationData, Quote
 from attestation.quote_encode import encode_certification_data
+from attestation.report import SGX_REPORT_SIZE, TD_REPORT10_SIZE, TD_REPORT15_SIZE, BodyType
 from enclave.tee.sim_authority import Issued, intel_name, issue
 
 __all__ = ["REPORT_SIZES", "CrlSpec", "Evidence", "Issued", "TestPki", "forge", "sign_raw"]

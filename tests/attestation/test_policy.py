@@ -17,7 +17,7 @@ from attestation import (
     VerifiedQuote,
     verify_quote,
 )
-from attestation.quote import TdAttributes, TdReport10
+from attestation.report import TdAttributes, TdReport10
 from tests.samples import GOTDX_V5, SGX_V3, TDX_V4, Sample
 
 INTEL = TrustAnchor.intel()

@@ -6,14 +6,8 @@ import dcap_qvl
 import pytest
 
 from attestation import QuoteFormatError, parse_quote
-from attestation.quote import (
-    BodyType,
-    CertificationDataType,
-    SgxReportBody,
-    TdReport10,
-    TdReport15,
-    decode_quote_file,
-)
+from attestation.quote import CertificationDataType, decode_quote_file
+from attestation.report import BodyType, SgxReportBody, TdReport10, TdReport15
 from tests.samples import ALIBABA_V5, ALL, GOTDX_V5, SAMPLES, SGX_V3, TDX_V4, Sample, read_quote
 
 

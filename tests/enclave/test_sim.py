@@ -21,7 +21,8 @@ from attestation import (
 from attestation.binding import check_worker_report_data
 from attestation.errors import EventLogError
 from attestation.eventlog import RuntimeEvent, agent_event, replay
-from attestation.quote import BodyType, CertificationDataType, TdReport10
+from attestation.quote import CertificationDataType
+from attestation.report import BodyType, TdReport10
 from enclave.errors import TeeUnavailableError
 from enclave.keys import EnclaveKeys
 from enclave.tee.base import TeeBackend

@@ -6,7 +6,7 @@ import pytest
 from eth_hash.auto import keccak
 
 from attestation import TrustAnchor
-from attestation.quote import BodyType, TdReport10, TdReport15
+from attestation.report import BodyType, TdReport10, TdReport15
 from attestation.tcb import TcbStatus
 from attestation.zk import JournalFormatError, Receipt, decode_dcap_journal
 from tests.attestation.zk.conftest import DCAP_VERIFIED_AT

@@ -27,7 +27,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from attestation.quote import TdReport10, parse_quote
+from attestation.quote import parse_quote
+from attestation.report import TdReport10
 from enclave.tee.device_files import DeviceFiles
 from tests.samples import read_quote
 
