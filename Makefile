@@ -33,7 +33,7 @@ unit: setup
 	$(BIN)/pytest
 
 demo: setup
-	$(BIN)/enclava dev --demo
+	$(BIN)/enclava dev --demo --gpu
 	$(BIN)/enclava demo
 
 bench: setup
