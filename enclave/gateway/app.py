@@ -29,7 +29,6 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agents.canonical import dump_canonical
 from agents.runtime import Reply
 from attestation import safejson
 from attestation.eventlog import events_to_json
@@ -43,6 +42,8 @@ from enclave.gateway.protocol import (
     ENVELOPE_MEDIA_TYPE,
     REPLY_KEY_SIZE,
     WORKER_BINDING,
+    encode_answer,
+    encode_document,
     sha256_hex,
     signed_document,
 )
@@ -163,10 +164,9 @@ async def invoke(name: str, request: Request, gateway: Gateway) -> Response:
     async with gateway.admitted():
         body = await read_body(request, gateway.limits.max_body_bytes)
         if media_type == ENVELOPE_MEDIA_TYPE:
-            payload, reply = await _invoke_sealed(gateway, name, body)
+            envelope, reply = await _invoke_sealed(gateway, name, body)
         else:
-            reply = await gateway.call(name, body)
-            payload = {"output": reply.output}
+            reply, envelope = await gateway.call(name, body), None
     response_id = new_response_id("inv")
     agent = {
         "measurement": reply.agent_measurement,
@@ -174,23 +174,23 @@ async def invoke(name: str, request: Request, gateway: Gateway) -> Response:
         "programs_digest": reply.programs_digest,
         "version": gateway.agents[name].manifest.version,
     }
-    document = {"agent": agent, "id": response_id, **payload}
+    if envelope is None:  # the agent's canonical output, spliced in rather than encoded again
+        document = encode_document(agent, response_id, reply.body)
+    else:
+        document = signed_document({"agent": agent, "id": response_id, "envelope": envelope})
     request_sha256 = sha256_hex(body)
-    response_sha256 = sha256_hex(signed_document(document))
+    response_sha256 = sha256_hex(document)
     record = gateway.sign(response_id, name, request_sha256, response_sha256)
-    answer = {
-        **document,
+    fields = {
         "request_sha256": request_sha256,
         "response_sha256": response_sha256,
         "signature": record.signature,
         "signing_address": record.signing_address,
     }
-    return Response(dump_canonical(answer), media_type="application/json")
+    return Response(encode_answer(document, fields), media_type="application/json")
 
 
-async def _invoke_sealed(
-    gateway: GatewayState, name: str, body: bytes
-) -> tuple[dict[str, str], Reply]:
+async def _invoke_sealed(gateway: GatewayState, name: str, body: bytes) -> tuple[str, Reply]:
     envelope, request_id = _parse_envelope_request(body)
     context = EnvelopeContext(name, request_id, gateway.chain_id)
     plaintext = gateway.keys.open_request(envelope, context)
@@ -199,7 +199,7 @@ async def _invoke_sealed(
     reply_key, data = plaintext[:REPLY_KEY_SIZE], plaintext[REPLY_KEY_SIZE:]
     reply = await gateway.call(name, data, withhold=True)
     sealed = seal_response(reply_key, reply.body, context)
-    return {"envelope": base64.b64encode(sealed).decode()}, reply
+    return base64.b64encode(sealed).decode(), reply
 
 
 def _parse_envelope_request(body: bytes) -> tuple[bytes, str]:

@@ -52,6 +52,8 @@ __all__ = [
     "SIGNATURE_FIELDS",
     "SIGNING_ALGO",
     "WORKER_BINDING",
+    "encode_answer",
+    "encode_document",
     "programs_event",
     "recover_signer",
     "sha256_hex",
@@ -90,6 +92,23 @@ def signed_document(response: Mapping[str, Any]) -> bytes:
         raise ValueError("a signed response has agent, id and exactly one of output, envelope")
     document = {key: response[key] for key in ("agent", "id", payload[0])}
     return dump_canonical(document)
+
+
+def encode_document(agent: Mapping[str, Any], response_id: str, output: bytes) -> bytes:
+    """`signed_document` of `{"agent", "id", "output"}` where `output` is canonical JSON already
+    (an agent's `Reply.body`): spliced in, not encoded a second time. `output` sorts last of the
+    three keys, so the bytes are those `dump_canonical` gives the whole document."""
+    head = dump_canonical({"agent": agent, "id": response_id})
+    return head[:-1] + b',"output":' + output + b"}"
+
+
+def encode_answer(document: bytes, signature_fields: Mapping[str, str]) -> bytes:
+    """The response body: `document`'s canonical JSON with `signature_fields` (the hashes and the
+    signature, whose names all sort after the document's keys) appended, as
+    `dump_canonical({**document, **signature_fields})` would give it."""
+    if set(signature_fields) != set(SIGNATURE_FIELDS):
+        raise ValueError(f"an answer's signature fields are {SIGNATURE_FIELDS}")
+    return document[:-1] + b"," + dump_canonical(dict(signature_fields))[1:]
 
 
 def recover_signer(text: str, signature: str | bytes) -> str:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agents.canonical import dump_canonical
 from agents.runtime import AgentRuntime
 from attestation import Policy, parse_quote
 from attestation.binding import check_worker_report_data
@@ -25,6 +26,9 @@ from enclave.envelope import EnvelopeContext, open_response, seal_request
 from enclave.gateway import GatewayLimits, create_app
 from enclave.gateway.protocol import (
     ENVELOPE_MEDIA_TYPE,
+    SIGNATURE_FIELDS,
+    encode_answer,
+    encode_document,
     recover_signer,
     sha256_hex,
     signed_document,
@@ -560,3 +564,28 @@ def test_openai_shape_rejects_token_arrays_and_wrong_dimensions(embed_worker: Wo
     assert error_of(dims) == (400, "unsupported_dimensions")
     assert error_of(encoding) == (400, "unsupported_encoding")
     assert [m["id"] for m in models["data"]] == ["embed", "sum"]
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(output=_json_values, response_id=st.text(max_size=12), agent_name=st.text(max_size=8))
+def test_spliced_answer_bytes_are_the_canonical_json_of_the_answer(
+    output: object, response_id: str, agent_name: str
+) -> None:
+    """The gateway splices the agent's canonical output into the answer instead of encoding it
+    again; the bytes must be exactly `dump_canonical` of the whole answer, or hashes break."""
+    agent = {"measurement": "ab", "name": agent_name, "programs_digest": "cd", "version": "1"}
+    document = encode_document(agent, response_id, dump_canonical(output))
+    assert document == signed_document({"agent": agent, "id": response_id, "output": output})
+    fields = {name: f"v-{name}" for name in SIGNATURE_FIELDS}
+    answer = {"agent": agent, "id": response_id, "output": output, **fields}
+    assert encode_answer(document, fields) == dump_canonical(answer)
+    sealed = {"agent": agent, "id": response_id, "envelope": "AAEC+/=="}
+    assert encode_answer(signed_document(sealed), fields) == dump_canonical({**sealed, **fields})
