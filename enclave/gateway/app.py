@@ -4,7 +4,8 @@
                                          TEE kind, chain address, X25519 key, chain id, agents,
                                          GPU reports over gpu_nonce(nonce) (`attestation.evidence`)
     GET  /v1/agents                      the served agents, their measurements and programs
-    POST /v1/agents/{name}/invoke        plain JSON input, or an envelope (`protocol`); signed
+    POST /v1/agents/{name}/invoke        plain JSON input, or an envelope (`protocol`); signed;
+                                         `Server-Timing: agent;dur=MS` (the agent's share)
     GET  /v1/signature/{id}              the signature of a response, by response id
     GET  /v1/attestation/report          the same evidence in NEAR AI private-ml's shape
     POST /v1/embeddings, GET /v1/models  OpenAI's shapes, for agents that embed
@@ -187,7 +188,10 @@ async def invoke(name: str, request: Request, gateway: Gateway) -> Response:
         "signature": record.signature,
         "signing_address": record.signing_address,
     }
-    return Response(encode_answer(document, fields), media_type="application/json")
+    # W3C Server-Timing: the agent's share of the call (validation, batching, the model), so a
+    # caller can tell the gateway's own overhead from the model's time.
+    timing = {"Server-Timing": f"agent;dur={reply.latency_s * 1000:.3f}"}
+    return Response(encode_answer(document, fields), media_type="application/json", headers=timing)
 
 
 async def _invoke_sealed(gateway: GatewayState, name: str, body: bytes) -> tuple[str, Reply]:

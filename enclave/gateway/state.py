@@ -210,7 +210,8 @@ class GatewayState:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await asyncio.wait_for(agent.ainvoke(request), self.limits.invoke_timeout_s)
+            async with asyncio.timeout(self.limits.invoke_timeout_s):  # no extra task
+                return await agent.ainvoke(request)
         except AgentError as exc:
             outcome = exc.code
             raise AgentFailedError.from_agent(exc, withhold=withhold) from None

@@ -201,8 +201,11 @@ def test_signed_response_follows_the_documented_scheme(worker: Worker) -> None:
     """Verified by hand, as a client in any language would (no GatewayClient)."""
     body = b'{"values": [1, 2]}'
     with worker.http() as http:
-        answer = http.post("/v1/agents/sum/invoke", content=body).json()
+        response = http.post("/v1/agents/sum/invoke", content=body)
+    answer = response.json()
     assert answer["output"] == {"count": 2, "note": "", "sum": 3.0}
+    name, duration = response.headers["server-timing"].split(";dur=")
+    assert name == "agent" and float(duration) >= 0  # the model's share of the call, in ms
     assert answer["request_sha256"] == hashlib.sha256(body).hexdigest()
     document = {key: answer[key] for key in ("agent", "id", "output")}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
