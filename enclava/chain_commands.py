@@ -37,7 +37,7 @@ from contracts.events import ChainEvent, EventReader
 from contracts.typed_data import fulfillment_message
 from enclava.gateway_trust import GatewayTrust
 from enclava.onchain_envelope import CallRejectedError, output_fields, seal_to_gateway
-from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, BadInputError, fail
+from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, BadInputError, fail, progress
 from enclave.errors import EnclaveError
 from enclave.gateway_client import GatewayClientError, GatewayVerificationError
 
@@ -192,8 +192,10 @@ def chain_call(
                 now=datetime.now(UTC),
                 reply_key=X25519PrivateKey.generate(),
             )
-        request = client.request(account, data if sealed is None else sealed.envelope)
-        fulfilled = _wait_fulfilled(chain, client, request, wait)
+        with progress("sending the request", as_json) as step:
+            request = client.request(account, data if sealed is None else sealed.envelope)
+            step(f"waiting for request {request.id} to be fulfilled (up to {wait:g} s)")
+            fulfilled = _wait_fulfilled(chain, client, request, wait)
         if fulfilled is None:
             _rejected(
                 as_json,

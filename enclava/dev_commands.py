@@ -23,7 +23,7 @@ from contracts.chain import EMBEDDED
 from contracts.errors import ContractError
 from enclava import config
 from enclava.devstack import DEFAULT_AGENTS, DemoStep, DevStack, DevStackError
-from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, fail
+from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, fail, progress
 from enclave.errors import EnclaveError
 
 __all__ = ["dev", "write_env_file"]
@@ -75,27 +75,30 @@ def dev(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, frame: stop.set())
     try:
-        with ExitStack() as nodes:
+        with ExitStack() as running:
             if anvil:
-                rpc_url = nodes.enter_context(AnvilNode()).url
-            stack = DevStack(
-                config.state_dir(state),
-                rpc_url=rpc_url or EMBEDDED,
-                agents=agent or list(DEFAULT_AGENTS),
-                gpu=gpu,
-            )
-            with stack:
-                summary = stack.to_dict()
-                if env_file is not None:
-                    write_env_file(env_file, stack)
-                if not demo:
-                    _print_summary(console, summary, as_json)
-                    if not as_json:
-                        console.print("running; Ctrl-C stops everything")
-                    stop.wait()
-                    if not as_json:
-                        console.print("stopping")
-                    return
+                rpc_url = running.enter_context(AnvilNode()).url
+            with progress("starting the stack", as_json) as step:
+                stack = DevStack(
+                    config.state_dir(state),
+                    rpc_url=rpc_url or EMBEDDED,
+                    agents=agent or list(DEFAULT_AGENTS),
+                    gpu=gpu,
+                    on_step=step,
+                )
+                running.enter_context(stack)
+            summary = stack.to_dict()
+            if env_file is not None:
+                write_env_file(env_file, stack)
+            if not demo:
+                _print_summary(console, summary, as_json)
+                if not as_json:
+                    console.print("running; Ctrl-C stops everything")
+                stop.wait()
+                if not as_json:
+                    console.print("stopping")
+                return
+            with progress("calling every agent on chain and over HTTP", as_json):
                 steps = stack.demo()
     except (DevStackError, ContractError, AgentError, EnclaveError, AttestationError) as exc:
         fail(as_json, exc.code, str(exc))

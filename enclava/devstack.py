@@ -140,6 +140,7 @@ class DevStack:
         poll_interval_s: float = 0.2,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         gpu: bool = False,
+        on_step: Callable[[str], None] = lambda step: None,
     ) -> None:
         self.state = state
         self.rpc_url = rpc_url
@@ -147,6 +148,7 @@ class DevStack:
         self.poll_interval_s = poll_interval_s
         self.clock = clock  # the attestation service's
         self.gpu = gpu  # a simulated H100 beside the simulated TDX
+        self.on_step = on_step  # told each start-up step, for a progress display
         self.chain_lock = threading.Lock()  # the embedded chain is not thread-safe
         self.agents: dict[str, StackAgent] = {}
         self._exit = ExitStack()
@@ -173,6 +175,7 @@ class DevStack:
 
     def _start(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
+        self.on_step(f"connecting to the chain ({self.rpc_url})")
         self.chain: Chain = connect(self.rpc_url)
         accounts = self.chain.dev_accounts()
         if len(accounts) < 4:
@@ -180,6 +183,7 @@ class DevStack:
         self.owner, self.relayer, self.caller, self.spare = accounts[:4]
         self.tx = Transactor(self.chain)
 
+        self.on_step("starting the simulated TEE and the attestation service")
         self.sim = SimulatedTdx(config.sim_state_dir(self.state), now=datetime.now(UTC))
         self.sim_gpu = (
             SimulatedGpu(config.sim_state_dir(self.state), now=datetime.now(UTC))
@@ -195,8 +199,10 @@ class DevStack:
         )
         self.service_url = self._exit.enter_context(serve_in_thread(service_app))
         self.service_signer = str(_get_json(f"{self.service_url}/v1/signers")["address"])
+        self.on_step("deploying the verifier, registry and factory")
         self.deployment: Deployment = deploy(self.tx, self.owner, [self.service_signer])
 
+        self.on_step("loading and compiling the agents")
         runtimes = self._load_runtimes()
         self.keys = EnclaveKeys.load_or_create(self.sim, config.sealed_keys_path(self.state))
         gateway_app = build_app(
@@ -209,6 +215,7 @@ class DevStack:
             policy="dev", gpus=self.sim_gpu,
         )  # fmt: skip
         for name, runtime in runtimes.items():
+            self.on_step(f"registering the worker and deploying {name}'s contract")
             self.agents[name] = self._deploy_agent(name, runtime)
 
         db = self.state / "worker.db"

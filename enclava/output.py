@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
 from rich.console import Console
 
-__all__ = ["EXIT_ACCEPTED", "EXIT_BAD_INPUT", "EXIT_REJECTED", "BadInputError", "fail"]
+__all__ = [
+    "EXIT_ACCEPTED",
+    "EXIT_BAD_INPUT",
+    "EXIT_REJECTED",
+    "BadInputError",
+    "Progress",
+    "fail",
+    "progress",
+]
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -33,3 +43,18 @@ def fail(
     else:
         Console(stderr=True, highlight=False).print(f"[bold red]error[/] ({code}): {message}")
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+Progress = Callable[[str], None]
+
+
+@contextmanager
+def progress(message: str, as_json: bool) -> Iterator[Progress]:
+    """A spinner on stderr naming the step in progress (rich); yields a function that renames the
+    step. Silent with `--json` and wherever stderr is not a terminal, so output stays parseable."""
+    console = Console(stderr=True, highlight=False)
+    if as_json or not console.is_terminal:
+        yield lambda step: None
+        return
+    with console.status(message) as status:
+        yield lambda step: status.update(step)

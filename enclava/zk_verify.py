@@ -22,7 +22,14 @@ from attestation.errors import AttestationError
 from attestation.zk import Receipt, ZkVerdict, explain_receipt
 from attestation.zk.native import LIBRARY_ENV, choose_verifier
 from enclava.evidence import trust_anchor
-from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
+from enclava.output import (
+    EXIT_ACCEPTED,
+    EXIT_BAD_INPUT,
+    EXIT_REJECTED,
+    BadInputError,
+    fail,
+    progress,
+)
 from enclava.render import OUTCOME_STYLE
 
 __all__ = ["verify_zk"]
@@ -52,14 +59,15 @@ def verify_zk(
     except AttestationError as exc:
         fail(as_json, exc.code, exc.message, fields=_unverified(exc.message))
     choice = choose_verifier(os.environ.get(LIBRARY_ENV) or None)
-    verdict = explain_receipt(
-        receipt,
-        image_id=pinned,
-        now=now,
-        policy=loaded_policy,
-        trust_anchor=anchor,
-        verifier=choice.verifier,
-    )
+    with progress("verifying the receipt's Groth16 proof", as_json):
+        verdict = explain_receipt(
+            receipt,
+            image_id=pinned,
+            now=now,
+            policy=loaded_policy,
+            trust_anchor=anchor,
+            verifier=choice.verifier,
+        )
     fallback = choice.native_unavailable
     proof = {
         "proof_verifier": "native" if choice.native else "py_ecc",

@@ -25,10 +25,20 @@ from enclave.worker.registration import AttestationServiceClient
 SUM_BUNDLE = Path(__file__).parents[2] / "examples" / "sum-agent"
 
 
+STEPS: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    with DevStack(tmp_path_factory.mktemp("dev"), agents=[str(SUM_BUNDLE)]) as dev:
+    dev = DevStack(tmp_path_factory.mktemp("dev"), agents=[str(SUM_BUNDLE)], on_step=STEPS.append)
+    with dev:
         yield dev
+
+
+def test_the_stack_reports_each_start_up_step(stack: DevStack) -> None:
+    assert STEPS[0].startswith("connecting to the chain")
+    assert any("loading and compiling the agents" in s for s in STEPS)
+    assert STEPS[-1] == "registering the worker and deploying sum's contract"
 
 
 @pytest.fixture(scope="module")
