@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,6 +52,9 @@ def serve_command(
     ] = False,
     log_format: LogFormatOption = LogFormat.TEXT,
     log_level: LogLevelOption = LogLevel.INFO,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the boot summary as one JSON line.")
+    ] = False,
 ) -> None:
     """Serve POST /v1/verify, tokens, EIP-712 verdicts, JWKS, metrics until interrupted."""
     configure_logging(log_format, log_level)
@@ -70,13 +74,21 @@ def serve_command(
             ServiceKeys.generate().save(settings.key_file)
         keys = load_keys(settings)
     except KeyFileError as exc:
-        fail(False, exc.code, exc.message)
+        fail(as_json, exc.code, exc.message)
     except ValueError as exc:
-        fail(False, "bad_configuration", str(exc))
+        fail(as_json, "bad_configuration", str(exc))
     domains, attestor = [], None
     if settings.dev:
         sim = SimulatedTdx(config.sim_state_dir(config.state_dir(state)), now=datetime.now(UTC))
         domains, attestor = [simulator_domain(sim)], backend_attestor(sim)
+    if as_json:
+        summary = {
+            "url": f"http://{settings.host}:{settings.port}",
+            "signer": keys.eip712.address,
+            "dev": settings.dev,
+            "workers": settings.workers,
+        }
+        print(json.dumps(summary, sort_keys=True), flush=True)
     serve(
         settings,
         lambda: create_app(settings, signing=keys, self_attestation=attestor, dev_domains=domains),

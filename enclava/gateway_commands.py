@@ -4,6 +4,7 @@ also carries GPU reports over the same nonce (`attestation.evidence`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
@@ -80,6 +81,9 @@ def serve_command(
     devices: DevicesOption = 1,
     log_format: LogFormatOption = LogFormat.TEXT,
     log_level: LogLevelOption = LogLevel.INFO,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the boot summary as one JSON line.")
+    ] = False,
 ) -> None:
     """Measure the agents into RTMR3 and serve attestation and signed agent calls until Ctrl-C.
     Uvicorn's access lines follow --log-format and --log-level."""
@@ -93,18 +97,32 @@ def serve_command(
             agents = load_agents(stack, agent or list(DEFAULT_AGENTS), devices=devices)
             app = build_app(tee, keys, agents, chain_id, gpus=open_gpus(gpu, directory))
         except (BadInputError, EnclaveError, AgentError) as exc:
-            fail(False, exc.code, exc.message)
-        console.print(f"gateway on [bold]http://{host}:{port}[/] ({tee.kind} TEE)")
-        console.print(f"worker address {keys.address}")
-        if gpu is not GpuKind.NONE:
-            console.print(f"GPU evidence: {gpu}")
-        for name, served in agents.items():
-            console.print(f"agent {name} {served.manifest.version}: {served.measurement.hex}")
+            fail(as_json, exc.code, exc.message)
+        if as_json:
+            summary = {
+                "url": f"http://{host}:{port}",
+                "tee": tee.kind,
+                "worker": keys.address,
+                "gpu": str(gpu),
+                "agents": [
+                    {"name": n, "version": a.manifest.version, "measurement": a.measurement.hex}
+                    for n, a in agents.items()
+                ],
+            }
+            print(json.dumps(summary, sort_keys=True), flush=True)
+        else:
+            console.print(f"gateway on [bold]http://{host}:{port}[/] ({tee.kind} TEE)")
+            console.print(f"worker address {keys.address}")
+            if gpu is not GpuKind.NONE:
+                console.print(f"GPU evidence: {gpu}")
+            for name, served in agents.items():
+                console.print(f"agent {name} {served.manifest.version}: {served.measurement.hex}")
         options = uvicorn.Config(app, host=host, port=port, log_config=None, log_level=None)
         server = uvicorn.Server(options)
         with suppress(KeyboardInterrupt):
             server.run()
-        console.print("gateway stopped")
+        if not as_json:
+            console.print("gateway stopped")
 
 
 def build_app(

@@ -87,13 +87,29 @@ def sim_collateral(
         Path | None, typer.Option(help="Also write the simulator's root CA (PEM) here.")
     ] = None,
     state: StateOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Write signed collateral for the simulated machine, issued now and valid 30 days."""
     now = datetime.now(UTC)
     sim = SimulatedTdx(config.sim_state_dir(config.state_dir(state)), now=now)
-    out.write_text(sim.collateral(now=now).to_json())
-    if root_out is not None:
-        root_out.write_bytes(sim.trust_anchor.certificate.public_bytes(serialization.Encoding.PEM))
+    collateral = sim.collateral(now=now)
+    try:
+        out.write_text(collateral.to_json())
+        if root_out is not None:
+            pem = sim.trust_anchor.certificate.public_bytes(serialization.Encoding.PEM)
+            root_out.write_bytes(pem)
+    except OSError as exc:
+        fail(as_json, "unwritable_output", f"cannot write {exc.filename}: {exc.strerror}")
+    if as_json:
+        doc = {
+            "collateral": str(out),
+            "root": None if root_out is None else str(root_out),
+            "trust_anchor": sim.trust_anchor.label,
+            "issued": now.isoformat(),
+            "valid_days": 30,
+        }
+        print(json.dumps(doc, sort_keys=True))
+        return
     Console(highlight=False).print(
         f"wrote collateral for {sim.trust_anchor.label} to {out} (valid 30 days)"
     )

@@ -172,3 +172,13 @@ def test_quote_with_raw_report_data_and_event_log_file(tmp_path: Path) -> None:
     raw = bytes.fromhex(result.stdout.strip().splitlines()[-1])
     assert parse_quote(raw).report.report_data == b"\x07" * 64
     assert json.loads(log.read_text()) == []
+
+
+def test_sim_collateral_json_names_what_it_wrote(tmp_path: Path) -> None:
+    out, root = tmp_path / "c.json", tmp_path / "root.pem"
+    args = ["sim", "collateral", "--out", str(out), "--root-out", str(root)]
+    result = runner.invoke(app, [*args, "--state", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["collateral"], doc["root"], doc["valid_days"]) == (str(out), str(root), 30)
+    assert out.exists() and root.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
