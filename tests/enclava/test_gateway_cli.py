@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -221,3 +225,29 @@ def test_more_devices_than_the_machine_has_is_bad_usage(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--state", str(tmp_path), "--devices", "64"])
     assert result.exit_code == 2
     assert "bad_usage" in result.output and "--devices 64" in result.output
+
+
+def test_gateway_serve_json_prints_its_boot_summary_then_serves(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    enclava = Path(sys.executable).with_name("enclava")
+    args = [str(enclava), "gateway", "serve", "--agent", str(SUM_BUNDLE), "--backend", "sim"]
+    args += ["--state", str(tmp_path), "--port", str(port), "--json", "--log-level", "warning"]
+    server = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        summary = json.loads(server.stdout.readline())
+        assert summary["url"] == f"http://127.0.0.1:{port}" and summary["tee"] == "simulated"
+        assert [a["name"] for a in summary["agents"]] == ["sum"]
+        give_up = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"{summary['url']}/healthz", timeout=1).status_code == 200
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < give_up
+                time.sleep(0.1)  # the server is starting: poll with a deadline
+    finally:
+        server.terminate()
+        server.wait(30)
