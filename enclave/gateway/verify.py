@@ -30,9 +30,9 @@ from eth_utils.address import to_checksum_address
 from agents.canonical import dump_canonical
 from attestation import Collateral, Policy, PolicyDecision, TrustAnchor, VerifiedQuote, safejson
 from attestation.binding import check_worker_report_data
-from attestation.bundle import BundleGpu
+from attestation.bundle import BundleGpu, EvidenceBundle
 from attestation.errors import AttestationError
-from attestation.eventlog import RuntimeEvent, agent_events, check_rtmrs, events_from_json
+from attestation.eventlog import RuntimeEvent, agent_events, check_rtmrs
 from attestation.evidence import GpuResult, gpu_policy_reasons, verify_gpus
 from attestation.gpu import gpu_nonce, nvidia_device_root
 from attestation.report import TdReport10
@@ -90,35 +90,53 @@ class GatewayVerificationError(GatewayClientError):
 
 @dataclass(frozen=True, slots=True)
 class Attestation:
-    """A gateway's attestation answer, parsed (not yet verified)."""
+    """A gateway's attestation answer, parsed (not yet verified): the evidence bundle
+    (`attestation.bundle`: quote, event log, keys, GPU reports), the chain id its envelopes are
+    bound to and the agents it advertises."""
 
-    tee: str
-    quote: bytes
-    event_log: tuple[RuntimeEvent, ...]
-    nonce: bytes
-    address: str
-    x25519_public: bytes
+    bundle: EvidenceBundle
     chain_id: int
     advertised: tuple[tuple[str, str], ...]  # (name, measurement hex) as the gateway lists them
-    gpus: tuple[BundleGpu, ...] = ()
+
+    @property
+    def tee(self) -> str:
+        return self.bundle.tee
+
+    @property
+    def quote(self) -> bytes:
+        return self.bundle.quote
+
+    @property
+    def event_log(self) -> tuple[RuntimeEvent, ...]:
+        return self.bundle.event_log
+
+    @property
+    def nonce(self) -> bytes:
+        return self.bundle.nonce
+
+    @property
+    def address(self) -> str:
+        return self.bundle.address
+
+    @property
+    def x25519_public(self) -> bytes:
+        return self.bundle.x25519_public
+
+    @property
+    def gpus(self) -> tuple[BundleGpu, ...]:
+        return self.bundle.gpus
 
     @classmethod
     def from_json(cls, doc: Any) -> Attestation:
         try:
             return cls(
-                tee=_str(doc["tee"]),
-                quote=base64.b64decode(_str(doc["quote"]), validate=True),
-                event_log=events_from_json(doc["event_log"]),
-                nonce=bytes.fromhex(_str(doc["nonce"])),
-                address=_str(doc["address"]),
-                x25519_public=bytes.fromhex(_str(doc["x25519_public"])),
+                bundle=EvidenceBundle.from_json(doc),
                 chain_id=_int(doc["chain_id"]),
                 advertised=tuple(
                     (_str(a["name"]), _str(a["measurement"])) for a in _list(doc["agents"])
                 ),
-                gpus=tuple(BundleGpu.from_json(g) for g in _list(doc.get("gpus", []))),
             )
-        except (KeyError, TypeError, ValueError, binascii.Error, AttestationError) as exc:
+        except (KeyError, TypeError, ValueError, AttestationError) as exc:
             raise GatewayVerificationError("attestation.format", f"malformed: {exc}") from None
 
 

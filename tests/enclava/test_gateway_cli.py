@@ -175,7 +175,10 @@ def _tampered_attest(
 def test_verify_url_rejects_a_tampered_event_log(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _tampered_attest(monkeypatch, lambda att, _: replace(att, event_log=att.event_log[:-1]))
+    def drop_last_event(att: Attestation, _: bytes) -> Attestation:
+        return replace(att, bundle=replace(att.bundle, event_log=att.event_log[:-1]))
+
+    _tampered_attest(monkeypatch, drop_last_event)
     code, out = verify_url(served, "--json")
     assert code == 1, out
     doc = json.loads(out)
@@ -193,7 +196,7 @@ def test_verify_url_rejects_a_stale_binding(
     def replayed(att: Attestation, nonce: bytes) -> Attestation:
         with GatewayClient(served.url) as client:
             old = original(client, stale)
-        return replace(old, nonce=nonce)  # an old answer passed off as fresh
+        return replace(old, bundle=replace(old.bundle, nonce=nonce))  # an old answer as fresh
 
     _tampered_attest(monkeypatch, replayed)
     code, out = verify_url(served, "--json")
