@@ -15,13 +15,14 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import coincurve
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eth_account import Account
 from eth_account.datastructures import SignedTransaction
-from eth_account.messages import SignableMessage
+from eth_account.messages import SignableMessage, defunct_hash_message
 from eth_account.signers.local import LocalAccount
 
 from attestation.binding import worker_report_data
@@ -41,10 +42,11 @@ _SECRET_SIZE = 32
 class EnclaveKeys:
     """Load with `EnclaveKeys.load_or_create(backend, path)`; never construct from raw keys."""
 
-    __slots__ = ("_account", "_x25519")
+    __slots__ = ("_account", "_signer", "_x25519")
 
     def __init__(self, account: LocalAccount, x25519: X25519PrivateKey) -> None:
         self._account = account
+        self._signer = coincurve.PrivateKey(bytes(account.key))  # the same key, for the hot path
         self._x25519 = x25519
 
     def __repr__(self) -> str:
@@ -93,6 +95,14 @@ class EnclaveKeys:
         """Sign a transaction from the worker's own address (`contracts.client.TxSigner`): how
         it withdraws what the agent contracts credited to it."""
         return self._account.sign_transaction(transaction_dict)
+
+    def sign_text(self, text: str) -> bytes:
+        """EIP-191 `personal_sign` of `text` (65 bytes r || s || v, v in {27, 28}): what
+        `sign_message(encode_defunct(text=text))` gives, without eth-account's per-call object
+        building (the gateway signs every answer)."""
+        digest = bytes(defunct_hash_message(text=text))
+        signature = self._signer.sign_recoverable(digest, hasher=None)
+        return signature[:64] + bytes([signature[64] + 27])
 
     def sign_message(self, message: SignableMessage) -> bytes:
         """A 65-byte (r || s || v) secp256k1 signature of an EIP-191 / EIP-712 message."""

@@ -38,9 +38,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_keys.exceptions import BadSignature
+import coincurve
+from eth_account.messages import defunct_hash_message
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from agents.canonical import dump_canonical
 from attestation.eventlog import RuntimeEvent
@@ -121,10 +122,18 @@ def recover_signer(text: str, signature: str | bytes) -> str:
             raise ValueError("the signature is not hex") from None
     if len(signature) != 65:
         raise ValueError(f"a signature is 65 bytes (r || s || v), got {len(signature)}")
+    v = signature[64]
+    if v not in (27, 28):
+        raise ValueError(f"the signature's v is {v}, not 27 or 28")
+    digest = bytes(defunct_hash_message(text=text))
     try:
-        return str(Account.recover_message(encode_defunct(text=text), signature=signature))
-    except (BadSignature, ValueError, TypeError) as exc:
+        public = coincurve.PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), digest, hasher=None
+        )
+    except ValueError as exc:
         raise ValueError(f"the signature recovers no key: {exc}") from None
+    address = keccak(public.format(compressed=False)[1:])[-20:]
+    return str(to_checksum_address(address))
 
 
 def programs_event(name: str, programs: Mapping[str, str], programs_digest: str) -> RuntimeEvent:

@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
-from eth_account.messages import encode_defunct
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -256,7 +255,7 @@ class GatewayState:
     ) -> SignatureRecord:
         """Sign `request_sha256:response_sha256` and keep the signature under `response_id`."""
         text = signed_text(request_sha256, response_sha256)
-        signature = "0x" + self.keys.sign_message(encode_defunct(text=text)).hex()
+        signature = "0x" + self.keys.sign_text(text).hex()
         record = SignatureRecord(response_id, agent, text, signature, self.keys.address)
         self._signatures[response_id] = record
         while len(self._signatures) > self.limits.signature_cache:

@@ -15,6 +15,7 @@ from attestation import BindingError
 from attestation.binding import check_worker_report_data, worker_report_data
 from enclave.envelope import EnvelopeContext, seal_request
 from enclave.errors import SealingError
+from enclave.gateway.protocol import recover_signer
 from enclave.keys import EnclaveKeys
 from enclave.tee.sim import SimulatedTdx
 
@@ -94,3 +95,14 @@ def test_inputs_encrypted_to_the_enclave_open_inside_it() -> None:
     context = EnvelopeContext(agent="echo", request_id="r1", chain_id=31337)
     envelope = seal_request(keys.x25519_public, b"secret input", context)
     assert keys.open_request(envelope, context) == b"secret input"
+
+
+@pytest.mark.parametrize("text", ["", "a:b", "é" * 40, "x" * 300])
+def test_sign_text_is_eip191_personal_sign_and_recovers(text: str) -> None:
+    keys = EnclaveKeys.generate()
+    signature = keys.sign_text(text)
+    assert signature == keys.sign_message(encode_defunct(text=text))  # eth-account's, bit for bit
+    assert recover_signer(text, signature) == keys.address
+    assert recover_signer(text + ".", signature) != keys.address
+    with pytest.raises(ValueError, match="v is"):
+        recover_signer(text, signature[:64] + b"\x01")
