@@ -24,10 +24,8 @@ from attestation.bundle import EvidenceBundle
 from attestation.errors import AttestationError, VerificationError
 from attestation.evidence import VerifiedBundle, verify_bundle
 from attestation.safejson import loads as safe_loads
-from enclava import config
-from enclava.evidence import fetch_collateral, gpu_trust_anchors, read_collateral, trust_anchor
+from enclava.evidence import choose_collateral, gpu_trust_anchors, trust_anchor
 from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, BadInputError, fail
-from enclave.tee.sim import SimulatedTdx
 
 __all__ = ["BundleOptions", "verify_bundle_file"]
 
@@ -62,7 +60,17 @@ def verify_bundle_file(
         verified = verify_bundle(
             bundle,
             nonce=expected,
-            collateral=_collateral(bundle.quote, options, now),
+            collateral=choose_collateral(
+                bundle.quote,
+                collateral=options.collateral,
+                pccs=options.pccs,
+                cache_dir=options.cache_dir,
+                local_simulator=options.allow_simulated
+                and options.pccs is None
+                and options.root is None,
+                state=options.state,
+                now=now,
+            ),
             now=now,
             cpu_trust_anchor=anchor,
             gpu_trust_anchors=gpu_trust_anchors(options.allow_simulated, options.state),
@@ -95,17 +103,6 @@ def _read_json(path: Path) -> Any:
         raise BadInputError("unreadable_input", f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise BadInputError("unreadable_input", f"{path} is not JSON: {exc}") from None
-
-
-def _collateral(quote: bytes, options: BundleOptions, now: datetime) -> Any:
-    if options.collateral is not None and options.pccs is not None:
-        raise BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
-    if options.collateral is not None:
-        return read_collateral(options.collateral)
-    if options.allow_simulated and options.pccs is None and options.root is None:
-        sim_dir = config.sim_state_dir(config.state_dir(options.state))
-        return SimulatedTdx(sim_dir, now=now).collateral(now=now)
-    return fetch_collateral(quote, options.pccs, options.cache_dir, now)
 
 
 def _rejected(as_json: bool, exc: VerificationError) -> NoReturn:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from attestation import Collateral, Policy, TrustAnchor
+from attestation import Policy, TrustAnchor
 from attestation.binding import check_worker_report_data
 from attestation.errors import AttestationError
 from attestation.eventlog import check_rtmrs
@@ -26,7 +26,6 @@ from attestation.report import TdReport10
 from attestation.verdict import Verdict
 from contracts.chain import connect
 from contracts.errors import ContractError
-from enclava import config
 from enclava.chain_commands import JsonOption, KeystoreOption, chain_call
 from enclava.gateway_trust import (
     GatewayTrust,
@@ -46,7 +45,6 @@ from enclave.gateway_client import (
     InvokeResult,
     VerifiedGateway,
 )
-from enclave.tee.sim import SimulatedTdx
 
 
 def call(
@@ -180,11 +178,6 @@ def fetch_attestation(url: str) -> tuple[Attestation, bytes]:
     nonce = secrets.token_bytes(32)
     with GatewayClient(url) as client:
         return client.attest(nonce), nonce
-
-
-def sim_collateral(state: Path | None, now: datetime) -> Collateral:
-    """The local simulator's collateral (what `--allow-simulated` verifies a gateway against)."""
-    return SimulatedTdx(config.sim_state_dir(config.state_dir(state)), now=now).collateral(now=now)
 
 
 def gateway_checks(

@@ -24,16 +24,11 @@ from attestation.verdict import Verdict, explain_quote
 from enclava import render
 from enclava.attest_commands import attest_app
 from enclava.bundle_verify import BundleOptions, verify_bundle_file
-from enclava.call_commands import call, fetch_attestation, gateway_checks, sim_collateral
+from enclava.call_commands import call, fetch_attestation, gateway_checks
 from enclava.chain_commands import call_chain, deploy, deploy_stack
 from enclava.demo import simulated_worker, verify_samples
 from enclava.dev_commands import dev
-from enclava.evidence import (
-    fetch_collateral,
-    gpu_trust_anchors,
-    read_collateral,
-    trust_anchor,
-)
+from enclava.evidence import choose_collateral, gpu_trust_anchors, trust_anchor
 from enclava.gateway_commands import gateway_app
 from enclava.output import EXIT_ACCEPTED, EXIT_BAD_INPUT, EXIT_REJECTED, BadInputError, fail
 from enclava.tee_commands import quote, sim_app
@@ -179,12 +174,15 @@ def verify(
                 loaded_policy, allow_simulated=True, allow_simulated_gpu=True
             )
         anchor = trust_anchor(root, simulated=allow_simulated, state=state)
-        if collateral is not None:
-            coll = read_collateral(collateral)
-        elif url is not None and allow_simulated and pccs is None and root is None:
-            coll = sim_collateral(state, now)
-        else:
-            coll = fetch_collateral(raw, pccs, cache_dir, now)
+        coll = choose_collateral(
+            raw,
+            collateral=collateral,
+            pccs=pccs,
+            cache_dir=cache_dir,
+            local_simulator=url is not None and allow_simulated and pccs is None and root is None,
+            state=state,
+            now=now,
+        )
         verdict = explain_quote(
             raw, coll, now=now, policy=loaded_policy, verifier=QuoteVerifier(anchor)
         )

@@ -22,7 +22,8 @@ from contracts.anvil import AnvilNode
 from contracts.chain import EMBEDDED
 from contracts.errors import ContractError
 from enclava import config
-from enclava.devstack import DEFAULT_AGENTS, DemoStep, DevStack, DevStackError
+from enclava.devstack import DemoStep, DevStack, DevStackError
+from enclava.gateway_commands import DEFAULT_AGENTS
 from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, fail, progress
 from enclave.errors import EnclaveError
 

@@ -32,7 +32,6 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from agents.builtin import builtin_bundle, builtin_names
 from agents.runtime import AgentRuntime
 from attestation import Policy
 from attestation.service import ServiceKeys, ServiceSettings, simulator_domain
@@ -41,8 +40,9 @@ from attestation.token import agent_measurement_id
 from contracts.chain import EMBEDDED, Chain, connect
 from contracts.client import AgentClient, Deployment, Transactor, create_agent, deploy
 from enclava import config
-from enclava.gateway_commands import build_app
+from enclava.gateway_commands import DEFAULT_AGENTS, build_app, load_agents
 from enclava.gateway_trust import pinned_agent
+from enclava.output import BadInputError
 from enclave.errors import EnclaveError
 from enclave.gateway_client import GatewayClient
 from enclave.keys import EnclaveKeys
@@ -52,7 +52,6 @@ from enclave.worker import Worker, WorkerState
 from enclave.worker.registration import AttestationServiceClient, Registrar
 
 __all__ = [
-    "DEFAULT_AGENTS",
     "DEMO_INPUTS",
     "DemoStep",
     "DevStack",
@@ -60,7 +59,6 @@ __all__ = [
     "StackAgent",
 ]
 
-DEFAULT_AGENTS = ("embed", "private-search")
 PRICE = 10**15  # wei per call
 ROYALTY_BPS = 1_000  # 10% to the agent's owner
 TIMEOUT_S = 3_600
@@ -235,18 +233,10 @@ class DevStack:
         self.gateway_url = self._exit.enter_context(serve_in_thread(gateway_app))
 
     def _load_runtimes(self) -> dict[str, AgentRuntime]:
-        runtimes: dict[str, AgentRuntime] = {}
-        for spec in self.agent_specs:
-            path = builtin_bundle(spec) if spec in builtin_names() else Path(spec)
-            if not path.is_dir():
-                known = ", ".join(builtin_names())
-                raise DevStackError(f"agent {spec!r} is neither built in ({known}) nor a directory")
-            runtime = self._exit.enter_context(AgentRuntime.load(path))
-            name = runtime.manifest.name
-            if name in runtimes:
-                raise DevStackError(f"agent {name!r} is given twice")
-            runtimes[name] = runtime
-        return runtimes
+        try:
+            return load_agents(self._exit, list(self.agent_specs))
+        except BadInputError as exc:  # the stack's own error type, same message
+            raise DevStackError(exc.message) from None
 
     def _deploy_agent(self, name: str, runtime: AgentRuntime) -> StackAgent:
         digest = runtime.measurement.digest

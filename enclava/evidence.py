@@ -13,10 +13,16 @@ from attestation.pcs import INTEL_PCS_URL, CachedCollateralSource, CollateralCac
 from enclava import config
 from enclava.output import BadInputError
 from enclave.errors import TeeUnavailableError
-from enclave.tee.sim import load_trust_anchor
+from enclave.tee.sim import SimulatedTdx, load_trust_anchor
 from enclave.tee.sim_gpu import load_gpu_trust_anchor
 
-__all__ = ["fetch_collateral", "gpu_trust_anchors", "read_collateral", "trust_anchor"]
+__all__ = [
+    "choose_collateral",
+    "fetch_collateral",
+    "gpu_trust_anchors",
+    "read_collateral",
+    "trust_anchor",
+]
 
 
 def read_collateral(path: Path) -> Collateral:
@@ -35,6 +41,29 @@ def fetch_collateral(
     with PcsClient(base_url or INTEL_PCS_URL) as client:
         source = CachedCollateralSource(client, CollateralCache(config.cache_dir(cache)))
         return source.collateral_for(raw_quote, now=now)
+
+
+def choose_collateral(
+    quote: bytes,
+    *,
+    collateral: Path | None,
+    pccs: str | None,
+    cache_dir: Path | None,
+    local_simulator: bool,
+    state: Path | None,
+    now: datetime,
+) -> Collateral:
+    """The collateral to verify `quote` against: the `--collateral` file; else, when
+    `local_simulator` (the quote comes from this machine's simulated TEE and the caller allows
+    it), the simulator's own; else a PCCS / Intel PCS through the on-disk cache."""
+    if collateral is not None and pccs is not None:
+        raise BadInputError("bad_usage", "pass either --collateral or --pccs, not both")
+    if collateral is not None:
+        return read_collateral(collateral)
+    if local_simulator:
+        sim_dir = config.sim_state_dir(config.state_dir(state))
+        return SimulatedTdx(sim_dir, now=now).collateral(now=now)
+    return fetch_collateral(quote, pccs, cache_dir, now)
 
 
 def trust_anchor(root: Path | None, *, simulated: bool, state: Path | None) -> TrustAnchor:

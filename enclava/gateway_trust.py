@@ -21,8 +21,7 @@ from attestation import Collateral, Policy, TrustAnchor
 from attestation.token import agent_measurement_id
 from contracts.chain import Chain
 from contracts.client import AgentClient, Transactor
-from enclava import config
-from enclava.evidence import fetch_collateral, gpu_trust_anchors, read_collateral, trust_anchor
+from enclava.evidence import choose_collateral, gpu_trust_anchors, trust_anchor
 from enclava.output import BadInputError
 from enclave.gateway_client import (
     AttestedAgent,
@@ -30,7 +29,6 @@ from enclave.gateway_client import (
     GatewayVerificationError,
     VerifiedGateway,
 )
-from enclave.tee.sim import SimulatedTdx
 
 __all__ = [
     "GatewayTrust",
@@ -122,9 +120,13 @@ def pinned_agent(verified: VerifiedGateway, name: str, onchain: bytes) -> Attest
 def _evidence(quote: bytes, trust: GatewayTrust, now: datetime) -> tuple[Collateral, TrustAnchor]:
     """The collateral and trust anchor to verify the gateway's quote against."""
     anchor = trust_anchor(None, simulated=trust.allow_simulated, state=trust.state)
-    if trust.collateral is not None:
-        return read_collateral(trust.collateral), anchor
-    if trust.allow_simulated and trust.pccs is None:
-        sim_dir = config.sim_state_dir(config.state_dir(trust.state))
-        return SimulatedTdx(sim_dir, now=now).collateral(now=now), anchor
-    return fetch_collateral(quote, trust.pccs, None, now), anchor
+    collateral = choose_collateral(
+        quote,
+        collateral=trust.collateral,
+        pccs=trust.pccs,
+        cache_dir=None,
+        local_simulator=trust.allow_simulated and trust.pccs is None,
+        state=trust.state,
+        now=now,
+    )
+    return collateral, anchor

@@ -43,8 +43,8 @@ from contracts.chain import Chain, connect
 from contracts.client import Transactor
 from contracts.errors import ContractError
 from contracts.typed_data import fulfillment_message
-from enclava.call_commands import fetch_attestation, gateway_checks, sim_collateral
-from enclava.evidence import fetch_collateral, gpu_trust_anchors, read_collateral, trust_anchor
+from enclava.call_commands import fetch_attestation, gateway_checks
+from enclava.evidence import choose_collateral, gpu_trust_anchors, trust_anchor
 from enclava.output import EXIT_ACCEPTED, EXIT_REJECTED, BadInputError, fail
 from enclave.errors import EnclaveError
 
@@ -286,12 +286,18 @@ def _quote_steps(
     if options.allow_simulated:
         rules = dataclasses.replace(rules, allow_simulated=True, allow_simulated_gpu=True)
     anchor = trust_anchor(options.root, simulated=options.allow_simulated, state=options.state)
-    if options.collateral is not None:
-        coll = read_collateral(options.collateral)
-    elif url is not None and options.allow_simulated and options.pccs is None and not options.root:
-        coll = sim_collateral(options.state, now)
-    else:
-        coll = fetch_collateral(raw, options.pccs, options.cache_dir, now)
+    coll = choose_collateral(
+        raw,
+        collateral=options.collateral,
+        pccs=options.pccs,
+        cache_dir=options.cache_dir,
+        local_simulator=url is not None
+        and options.allow_simulated
+        and options.pccs is None
+        and not options.root,
+        state=options.state,
+        now=now,
+    )
     verdict: Verdict = explain_quote(
         raw, coll, now=now, policy=rules, verifier=QuoteVerifier(anchor)
     )

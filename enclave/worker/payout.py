@@ -58,7 +58,7 @@ class Payout:
             client = AgentClient(self.tx, address)
             if client.credits(self.worker.address) <= self.min_wei:
                 continue
-            self._fund(GAS_RESERVE * gas_price)
+            self._fund(GAS_RESERVE * gas_price, gas_price)
             try:
                 amount = client.withdraw(self.worker, gas=WITHDRAW_GAS, gas_price=gas_price)
                 withdrawn[address] = amount
@@ -77,8 +77,8 @@ class Payout:
     def _balance(self) -> int:
         return int(self.tx.chain.w3.eth.get_balance(to_checksum_address(self.worker.address)))
 
-    def _fund(self, needed: int) -> None:
+    def _fund(self, needed: int, gas_price: int) -> None:
         balance = self._balance()
         if balance < needed:
-            price = int(self.tx.chain.w3.eth.gas_price)
-            self.tx.transfer(self.gas_payer, self.worker.address, needed - balance, gas_price=price)
+            top_up = needed - balance
+            self.tx.transfer(self.gas_payer, self.worker.address, top_up, gas_price=gas_price)
